@@ -1,0 +1,121 @@
+package keygen
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// This file reads the subset of ZPL (ZeroMQ RFC 4) that zcert files use, the
+// way CZMQ's zconfig does. It is written by hand: no library implements ZPL.
+// Error messages give line numbers and never repeat a line's text, since a
+// line may hold a secret key.
+
+// zplLine is one name line of a ZPL document.
+type zplLine struct {
+	num      int    // 1-based line number
+	level    int    // indentation in steps of 4 spaces
+	name     string // property or section name
+	value    string // value, unquoted
+	hasValue bool   // the line had "= value"
+}
+
+// zplSpace reports the bytes CZMQ treats as white space around tokens.
+func zplSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'
+}
+
+// zplSpaceRune is zplSpace for the bytes package's rune-based trimming.
+func zplSpaceRune(r rune) bool { return r < 0x80 && zplSpace(byte(r)) }
+
+// zplNameChar reports the bytes ZPL allows in a name.
+func zplNameChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		strings.IndexByte("$-_@.&+/", c) >= 0
+}
+
+// validZPLName reports whether name can be written as a ZPL name.
+func validZPLName(name string) bool {
+	if name == "" || name[0] == '/' || name[len(name)-1] == '/' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !zplNameChar(name[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseZPL splits data into name lines, skipping blank and comment lines. It
+// accepts LF and CRLF line ends, indentation in multiples of 4 spaces, quoted
+// ('...' or "...") and unquoted values, and trailing "# comments".
+func parseZPL(data []byte) ([]zplLine, error) {
+	var lines []zplLine
+	prevLevel := -1
+	for num := 1; len(data) > 0; num++ {
+		var raw []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			raw, data = data[:i], data[i+1:]
+		} else {
+			raw, data = data, nil
+		}
+		line := bytes.TrimRightFunc(raw, zplSpaceRune)
+		indent := 0
+		for indent < len(line) && line[indent] == ' ' {
+			indent++
+		}
+		rest := line[indent:]
+		if len(rest) == 0 || rest[0] == '#' {
+			continue // blank line or whole-line comment
+		}
+		if rest[0] == '\t' {
+			return nil, fmt.Errorf("line %d: %w: indented with a tab; ZPL indents with 4 spaces", num, ErrSyntax)
+		}
+		if indent%4 != 0 {
+			return nil, fmt.Errorf("line %d: %w: indentation of %d spaces is not a multiple of 4", num, ErrSyntax, indent)
+		}
+		l := zplLine{num: num, level: indent / 4}
+		if l.level > prevLevel+1 {
+			return nil, fmt.Errorf("line %d: %w: indented deeper than the line above allows", num, ErrSyntax)
+		}
+		n := 0
+		for n < len(rest) && zplNameChar(rest[n]) {
+			n++
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("line %d: %w: expected a name", num, ErrSyntax)
+		}
+		l.name = string(rest[:n])
+		if !validZPLName(l.name) {
+			return nil, fmt.Errorf("line %d: %w: '/' may not start or end a name", num, ErrSyntax)
+		}
+		rest = bytes.TrimLeftFunc(rest[n:], zplSpaceRune)
+		if len(rest) > 0 && rest[0] == '=' {
+			l.hasValue = true
+			rest = bytes.TrimLeftFunc(rest[1:], zplSpaceRune)
+			if len(rest) > 0 && (rest[0] == '"' || rest[0] == '\'') {
+				end := bytes.IndexByte(rest[1:], rest[0])
+				if end < 0 {
+					return nil, fmt.Errorf("line %d: %w: value of %s has no closing %c", num, ErrSyntax, l.name, rest[0])
+				}
+				l.value = string(rest[1 : 1+end])
+				rest = rest[2+end:]
+			} else {
+				v := rest
+				if i := bytes.IndexByte(v, '#'); i >= 0 {
+					v = v[:i]
+				}
+				l.value = string(bytes.TrimRightFunc(v, zplSpaceRune))
+				rest = rest[len(v):]
+			}
+		}
+		rest = bytes.TrimLeftFunc(rest, zplSpaceRune)
+		if len(rest) > 0 && rest[0] != '#' {
+			return nil, fmt.Errorf("line %d: %w: unexpected text after %s", num, ErrSyntax, l.name)
+		}
+		lines = append(lines, l)
+		prevLevel = l.level
+	}
+	return lines, nil
+}
