@@ -153,8 +153,6 @@ func parseCertificate(data []byte, kind certKind) (*Certificate, error) {
 				return nil, fmt.Errorf("line %d: %w: nested item in the %s section", l.num, ErrSyntax, section)
 			}
 			// Other curve properties are ignored, as CZMQ does.
-		case section == "":
-			return nil, fmt.Errorf("line %d: %w: indented line before any section", l.num, ErrSyntax)
 		}
 	}
 	if _, ok := sectionAt["curve"]; !ok {

@@ -93,7 +93,10 @@ type WriteOptions struct {
 // makes, and returns their paths. Each file is written to a temporary file in
 // DIR, synced and renamed into place, so a reader never sees a partial file.
 // All checks (name, directory, certificate, existing files) run before
-// anything is written; on any failure nothing new is left behind.
+// anything is written, and both files are staged before either is put in
+// place. Without Overwrite a failure leaves nothing behind; with it, only a
+// failed rename of the second file (after the first was replaced) can leave
+// the pair half-replaced.
 func WriteCertificateFiles(dir, name string, c *Certificate, opts WriteOptions) (publicPath, secretPath string, err error) {
 	publicPath, secretPath, err = CertificatePaths(dir, name)
 	if err != nil {

@@ -77,6 +77,9 @@ func parseZPL(data []byte) ([]zplLine, error) {
 		}
 		l := zplLine{num: num, level: indent / 4}
 		if l.level > prevLevel+1 {
+			if prevLevel < 0 {
+				return nil, fmt.Errorf("line %d: %w: indented line before any section", num, ErrSyntax)
+			}
 			return nil, fmt.Errorf("line %d: %w: indented deeper than the line above allows", num, ErrSyntax)
 		}
 		n := 0
