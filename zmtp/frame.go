@@ -1,0 +1,137 @@
+package zmtp
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Wire flag bits of a frame header (RFC 23). MORE and COMMAND are the public
+// FlagMore and FlagCommand; LONG selects the 8-byte size; bits 3-7 are
+// reserved and must be zero.
+const (
+	wireLong     = 0x02
+	wireReserved = 0xF8
+
+	// maxShortSize is the largest body a short (1-byte size) frame carries.
+	maxShortSize = 255
+	// maxFrameHeader is the size of the longest frame header.
+	maxFrameHeader = 9
+)
+
+// Frame is one ZMTP frame as the caller sees it.
+type Frame struct {
+	// Flags holds FlagMore and FlagCommand.
+	Flags Flags
+	// Payload is the frame body. For a command it is the whole command:
+	// name length, name, data.
+	Payload []byte
+}
+
+// AppendFrameHeader appends the header of a frame with the given flags (MORE,
+// COMMAND) and body size: the short form up to 255 bytes, the long form
+// above.
+func AppendFrameHeader(dst []byte, flags Flags, size uint64) []byte {
+	b := byte(flags & (FlagMore | FlagCommand))
+	if size <= maxShortSize {
+		return append(dst, b, byte(size))
+	}
+	dst = append(dst, b|wireLong)
+	return binary.BigEndian.AppendUint64(dst, size)
+}
+
+// AppendFrame appends a whole frame (header and body).
+func AppendFrame(dst []byte, flags Flags, payload []byte) []byte {
+	dst = AppendFrameHeader(dst, flags, uint64(len(payload)))
+	return append(dst, payload...)
+}
+
+// checkFrameFlags validates a received flags byte.
+func checkFrameFlags(b byte) error {
+	if b&wireReserved != 0 {
+		return fmt.Errorf("%w: frame flags %#02x set reserved bits", ErrProtocol, b)
+	}
+	if b&byte(FlagCommand) != 0 && b&byte(FlagMore) != 0 {
+		return fmt.Errorf("%w: command frame with the MORE flag", ErrProtocol)
+	}
+	return nil
+}
+
+// readFrameHeader reads one frame header. A clean end of stream before the
+// first byte is io.EOF; inside the header it is io.ErrUnexpectedEOF. It does
+// not allocate.
+func readFrameHeader(r *bufio.Reader) (Flags, uint64, error) {
+	b, err := r.ReadByte()
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := checkFrameFlags(b); err != nil {
+		return 0, 0, err
+	}
+	flags := Flags(b) & (FlagMore | FlagCommand)
+	if b&wireLong == 0 {
+		n, err := r.ReadByte()
+		if err != nil {
+			return 0, 0, noEOF(err)
+		}
+		return flags, uint64(n), nil
+	}
+	p, err := r.Peek(8)
+	if err != nil {
+		return 0, 0, noEOF(err)
+	}
+	size := binary.BigEndian.Uint64(p)
+	_, _ = r.Discard(8)
+	if size > 1<<63-1 {
+		return 0, 0, fmt.Errorf("%w: frame size %d exceeds 2^63-1", ErrProtocol, size)
+	}
+	return flags, size, nil
+}
+
+// noEOF turns io.EOF inside a unit into io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// readBody reads size bytes into dst's storage, growing it only when needed.
+// The caller has checked size against its limit.
+func readBody(r io.Reader, dst []byte, size uint64) ([]byte, error) {
+	n := int(size)
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	dst = dst[:n]
+	if _, err := io.ReadFull(r, dst); err != nil {
+		return dst[:0], noEOF(err)
+	}
+	return dst, nil
+}
+
+// frameTooLarge describes a frame over the limit.
+func frameTooLarge(size uint64, limit int64) error {
+	return fmt.Errorf("%w: peer announced a frame of %d bytes, the limit is %d", ErrFrameTooLarge, size, limit)
+}
+
+// ReadFrameFrom reads one frame from r, refusing before any allocation a
+// frame larger than limit. The payload is stored in dst when it fits. It is
+// the decoder a Conn uses, exposed for tools and fuzzing; it does not
+// interpret commands.
+func ReadFrameFrom(r *bufio.Reader, dst []byte, limit int64) (Frame, error) {
+	flags, size, err := readFrameHeader(r)
+	if err != nil {
+		return Frame{}, err
+	}
+	if size > uint64(limit) {
+		return Frame{}, frameTooLarge(size, limit)
+	}
+	p, err := readBody(r, dst, size)
+	if err != nil {
+		return Frame{}, err
+	}
+	return Frame{Flags: flags, Payload: p}, nil
+}
