@@ -78,3 +78,9 @@ func mustPair(t *testing.T, overTCP bool, ca, cb *Config) (*Conn, *Conn) {
 	}
 	return ra.c, rb.c
 }
+
+// netConn abbreviates net.Conn in test helpers.
+type netConn = net.Conn
+
+// pipePair returns the two ends of a net.Pipe.
+func pipePair() (net.Conn, net.Conn) { return net.Pipe() }
