@@ -117,7 +117,7 @@ func parseCertificate(data []byte, kind certKind) (*Certificate, error) {
 			section = l.name
 			if section != "metadata" && section != "curve" {
 				if reservedName(l.name) {
-					return nil, fmt.Errorf("line %d: %w: %s outside the curve section", l.num, ErrSyntax, l.name)
+					return nil, fmt.Errorf("line %d: %w: %s outside the curve section", l.num, ErrSyntax, shownName(l.name))
 				}
 				continue // other sections are valid ZPL; zcert ignores them
 			}
@@ -141,7 +141,7 @@ func parseCertificate(data []byte, kind certKind) (*Certificate, error) {
 			}
 			*slot = &field{line: l.num, value: l.value}
 		case reservedName(l.name):
-			return nil, fmt.Errorf("line %d: %w: %s is not a key line of the curve section; pyzmq would read it as a key", l.num, ErrSyntax, l.name)
+			return nil, fmt.Errorf("line %d: %w: %s is not a key line of the curve section; pyzmq would read it as a key", l.num, ErrSyntax, shownName(l.name))
 		case section == "metadata" && l.level == 1:
 			if first, ok := metadataAt[l.name]; ok {
 				return nil, fmt.Errorf("line %d: %w metadata %s (first on line %d)", l.num, ErrDuplicate, l.name, first)

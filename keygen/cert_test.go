@@ -190,6 +190,32 @@ func TestParseCertificateBad(t *testing.T) {
 	}
 }
 
+// A key glued to its name by a typo must not come back in the error.
+func TestParseCertificateGluedKey(t *testing.T) {
+	const glued = "AbCdEfGh12345678"
+	tests := []string{
+		cert("curve", pubLine, "    secret-key"+glued),
+		cert("curve", pubLine, "    secret-key"+glued+` = "x`),
+		cert("curve", pubLine, "    secret-key"+glued+` = "x" junk`),
+		cert("secret-key"+glued, "curve", pubLine),
+		cert("metadata", "    secret-key"+glued, "curve", pubLine),
+	}
+	for i, in := range tests {
+		_, err := keygen.ParseCertificate([]byte(in))
+		if !errors.Is(err, keygen.ErrSyntax) {
+			t.Errorf("case %d: err = %v, want ErrSyntax", i, err)
+			continue
+		}
+		if strings.Contains(err.Error(), glued[:8]) {
+			t.Errorf("case %d: error %q repeats the glued key", i, err)
+		}
+	}
+	c := keygen.NewCertificate(testPair(t), map[string]string{"secret-key" + glued: "x"})
+	if _, err := c.MarshalSecret(); !errors.Is(err, keygen.ErrMetadata) || strings.Contains(err.Error(), glued[:8]) {
+		t.Errorf("MarshalSecret: %v", err)
+	}
+}
+
 func TestParsePublicCertificateRefusesSecret(t *testing.T) {
 	tests := []struct{ name, in string }{
 		{"pyzmq secret file", pyzmqSecret},

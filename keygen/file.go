@@ -103,25 +103,25 @@ func WriteCertificateFiles(dir, name string, c *Certificate, opts WriteOptions) 
 		return "", "", err
 	}
 	fail := func(err error) (string, string, error) {
-		return "", "", fmt.Errorf("keygen: write certificate %s: %w", filepath.Join(dir, name), err)
+		return "", "", fmt.Errorf("keygen: write certificate: %w", err)
 	}
 	if st, err := os.Stat(dir); err != nil {
 		return fail(err)
 	} else if !st.IsDir() {
-		return fail(fmt.Errorf("%s is not a directory", dir))
+		return fail(fmt.Errorf("%s: not a directory", dir))
 	}
-	publicData, err := c.MarshalPublic()
+	publicData, err := c.marshal(publicBanner, false)
 	if err != nil {
 		return fail(err)
 	}
-	secretData, err := c.MarshalSecret()
+	secretData, err := c.marshal(secretBanner, true)
 	if err != nil {
 		return fail(err)
 	}
 	if !opts.Overwrite {
 		for _, p := range []string{publicPath, secretPath} {
 			if _, err := os.Lstat(p); err == nil {
-				return fail(fmt.Errorf("%s: %w (overwriting needs force)", p, fs.ErrExist))
+				return fail(&fs.PathError{Op: "create", Path: p, Err: fs.ErrExist})
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				return fail(err)
 			}
@@ -193,10 +193,10 @@ func install(tmp, path string, overwrite bool) error {
 		return os.Remove(tmp)
 	}
 	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%s: %w (overwriting needs force)", path, fs.ErrExist)
+		return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
 	}
 	if _, serr := os.Lstat(path); serr == nil {
-		return fmt.Errorf("%s: %w (overwriting needs force)", path, fs.ErrExist)
+		return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
 	}
 	return os.Rename(tmp, path)
 }

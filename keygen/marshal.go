@@ -93,7 +93,7 @@ func checkMetadata(name, value string) error {
 		return fmt.Errorf("%w: name %q: use letters, digits and $-_@.&+/ (not at the ends)", ErrMetadata, name)
 	}
 	if reservedName(name) {
-		return fmt.Errorf("%w: name %q: pyzmq would read it as a key", ErrMetadata, name)
+		return fmt.Errorf("%w: name %q: pyzmq would read it as a key", ErrMetadata, shownName(name))
 	}
 	for i := 0; i < len(value); i++ {
 		if value[i] < 0x20 || value[i] == 0x7f {

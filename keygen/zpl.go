@@ -47,6 +47,18 @@ func validZPLName(name string) bool {
 	return true
 }
 
+// shownName is how error messages show a name. A name that merely starts
+// with "secret-key" may be a key glued to its name by a typo
+// (secret-keyXXXX...), so only the prefix is shown.
+func shownName(name string) string {
+	for _, p := range []string{"secret-key", "public-key"} {
+		if strings.HasPrefix(name, p) && name != p {
+			return p + "..."
+		}
+	}
+	return name
+}
+
 // parseZPL splits data into name lines, skipping blank and comment lines. It
 // accepts LF and CRLF line ends, indentation in multiples of 4 spaces, quoted
 // ('...' or "...") and unquoted values, and trailing "# comments".
@@ -100,7 +112,7 @@ func parseZPL(data []byte) ([]zplLine, error) {
 			if len(rest) > 0 && (rest[0] == '"' || rest[0] == '\'') {
 				end := bytes.IndexByte(rest[1:], rest[0])
 				if end < 0 {
-					return nil, fmt.Errorf("line %d: %w: value of %s has no closing %c", num, ErrSyntax, l.name, rest[0])
+					return nil, fmt.Errorf("line %d: %w: value of %s has no closing %c", num, ErrSyntax, shownName(l.name), rest[0])
 				}
 				l.value = string(rest[1 : 1+end])
 				rest = rest[2+end:]
@@ -115,7 +127,7 @@ func parseZPL(data []byte) ([]zplLine, error) {
 		}
 		rest = bytes.TrimLeftFunc(rest, zplSpaceRune)
 		if len(rest) > 0 && rest[0] != '#' {
-			return nil, fmt.Errorf("line %d: %w: unexpected text after %s", num, ErrSyntax, l.name)
+			return nil, fmt.Errorf("line %d: %w: unexpected text after %s", num, ErrSyntax, shownName(l.name))
 		}
 		lines = append(lines, l)
 		prevLevel = l.level
