@@ -16,11 +16,11 @@ const z85Alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW
 type Z85ErrorKind int
 
 const (
-	// Z85BadLength: the input length is not a multiple of 4 (encoding) or 5 (decoding).
+	// Z85BadLength means the input length is not a multiple of 4 (encoding) or 5 (decoding).
 	Z85BadLength Z85ErrorKind = iota + 1
-	// Z85BadChar: a character is not in the Z85 alphabet.
+	// Z85BadChar means a character is not in the Z85 alphabet.
 	Z85BadChar
-	// Z85Overflow: a 5-character group encodes a value above 2^32-1.
+	// Z85Overflow means a 5-character group encodes a value above 2^32-1.
 	Z85Overflow
 )
 

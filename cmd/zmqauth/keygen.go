@@ -174,7 +174,7 @@ func resolveSecret(arg string, stdin io.Reader) (keygen.SecretKey, error) {
 		}
 		return secret, nil
 	}
-	keyErr := error(nil)
+	var keyErr error
 	if len(arg) == keygen.KeyTextSize {
 		secret, err := keygen.ParseSecretKey(arg)
 		if err == nil {
