@@ -1,0 +1,116 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/zmqauth/zmqauth/zap/metrics"
+	"github.com/zmqauth/zmqauth/zmtp"
+)
+
+// Outbound is the client side of the sidecar: it accepts the application's
+// NULL connections on localhost and relays each to a new connection to the
+// remote server, made with a client mechanism (CURVE) built for that
+// connection. Set the fields, then call Serve once.
+type Outbound struct {
+	// Route names the route in metrics and logs.
+	Route string
+	// App configures the connections accepted from the application
+	// (limits, heartbeats, HandshakeTimeout, which also bounds the dial to
+	// the server). Its mechanism is always NULL, with no authenticator: the
+	// listener belongs on localhost.
+	App zmtp.Config
+	// ServerAddr is the remote server's address ("host:port" or
+	// "tcp://host:port").
+	ServerAddr string
+	// Network configures the connections to the server (limits,
+	// heartbeats). Its Mechanism is ignored: NewMechanism supplies one per
+	// connection.
+	Network zmtp.Config
+	// NewMechanism returns the client mechanism for one new connection to
+	// the server: a CURVE client with the workload's current keypair and
+	// the server's public key. It is called for every dial, so rotated keys
+	// apply to new connections while established ones keep theirs.
+	// Required.
+	NewMechanism func() (zmtp.Mechanism, error)
+	// Metrics counts handshakes, sessions and relayed traffic; nil counts
+	// nothing.
+	Metrics *metrics.Metrics
+	// Logger receives the relay's logs; nil discards them.
+	Logger *slog.Logger
+
+	reg registry
+}
+
+// Serve accepts the application's connections on ln until ctx ends, running
+// each connection's handshakes and relay in its own goroutine. When ctx ends
+// it closes ln and every session and returns nil once they are gone; if ln
+// fails first it returns the error (after the same cleanup).
+func (out *Outbound) Serve(ctx context.Context, ln net.Listener) error {
+	if out.NewMechanism == nil {
+		_ = ln.Close()
+		return fmt.Errorf("relay %s: outbound route has no client mechanism", out.Route)
+	}
+	if out.ServerAddr == "" {
+		_ = ln.Close()
+		return fmt.Errorf("relay %s: outbound route has no server address", out.Route)
+	}
+	c := &core{
+		route:         out.Route,
+		timeout:       handshakeTimeout(&out.App),
+		metrics:       out.Metrics,
+		log:           logger(out.Logger),
+		reg:           &out.reg,
+		countAccepted: true,
+		establish:     out.establish,
+	}
+	return c.serve(ctx, ln)
+}
+
+// Sessions returns the number of live sessions.
+func (out *Outbound) Sessions() int { return out.reg.count() }
+
+// establish reads the application's READY, dials the server presenting the
+// application, and presents the server to the application in READY.
+func (out *Outbound) establish(ctx context.Context, nc net.Conn) (*zmtp.Conn, *zmtp.Conn, error) {
+	var server *zmtp.Conn
+	cfg := out.App
+	cfg.Mechanism = zmtp.NewNullServer(nil, "")
+	cfg.SocketType, cfg.Identity, cfg.Properties = "", nil, nil
+	cfg.LocalMetadata = func(peer *zmtp.HandshakeResult) (zmtp.Metadata, error) {
+		if peer == nil {
+			return nil, errors.New("relay: NULL mechanism called LocalMetadata before the application's metadata")
+		}
+		st, id, props, err := peerSide(peer.Peer)
+		if err != nil {
+			return nil, err
+		}
+		mech, err := out.NewMechanism()
+		if err != nil {
+			return nil, &upstreamError{reason: "client keys not available", cause: err}
+		}
+		scfg := out.Network
+		scfg.Mechanism = mech
+		scfg.SocketType, scfg.Identity, scfg.Properties, scfg.LocalMetadata = st, id, props, nil
+		server, err = zmtp.Dial(ctx, out.ServerAddr, &scfg)
+		if err != nil {
+			return nil, upstreamFailure("server", err)
+		}
+		return announced(server.Peer().Metadata), nil
+	}
+	app, err := zmtp.NewConn(ctx, nc, &cfg)
+	if err != nil {
+		if server != nil {
+			_ = server.Close()
+		}
+		return nil, nil, err
+	}
+	if server == nil {
+		_ = app.Close()
+		return nil, nil, fmt.Errorf("relay %s: the NULL mechanism never asked for local metadata", out.Route)
+	}
+	return server, app, nil
+}

@@ -1,0 +1,275 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zmqauth/zmqauth/keygen"
+	"github.com/zmqauth/zmqauth/zap/metrics"
+	"github.com/zmqauth/zmqauth/zmtp"
+)
+
+// upstreamError is a handshake failure at the other end of the relay: the
+// application, or the remote server, could not be reached or refused us.
+// Its text is what the peer reads in the ERROR command, so it names no
+// address; the cause is kept for the log.
+type upstreamError struct {
+	reason string
+	cause  error
+}
+
+// Error returns the reason sent to the peer.
+func (e *upstreamError) Error() string { return e.reason }
+
+// Unwrap returns the cause.
+func (e *upstreamError) Unwrap() error { return e.cause }
+
+// establishFunc runs both handshakes of one session over an accepted
+// connection: it returns the network-side and application-side connections.
+// On failure it closes nc and whatever it opened.
+type establishFunc func(ctx context.Context, nc net.Conn) (network, app *zmtp.Conn, err error)
+
+// core is what Inbound and Outbound share: the accept loop, the session
+// registry and the per-session relay.
+type core struct {
+	route   string
+	timeout time.Duration
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	reg     *registry
+	// countAccepted is set when the relay, not an authenticator, counts
+	// successful handshakes.
+	countAccepted bool
+	establish     establishFunc
+}
+
+// serve accepts connections on ln until ctx ends or ln fails, running each
+// one's handshake and relay in its own goroutine. On return ln and every
+// session are closed. It returns nil when ctx ended.
+func (c *core) serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		_ = ln.Close()
+		c.reg.closeAll()
+		wg.Wait()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("relay %s: accept: %w", c.route, err)
+			}
+			// Resource exhaustion (EMFILE, ...): wait and retry, as
+			// net/http does, instead of spinning or giving up.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			c.log.Warn("accept failed; retrying", "route", c.route, "error", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.handle(ctx, nc)
+		}()
+	}
+}
+
+// handle runs one connection: both handshakes, then the relay until either
+// side ends or ctx does.
+func (c *core) handle(ctx context.Context, nc net.Conn) {
+	remote := nc.RemoteAddr().String()
+	gen := c.reg.generation()
+	hctx, cancel := context.WithTimeout(ctx, c.timeout)
+	network, app, err := c.establish(hctx, nc)
+	cancel()
+	if err != nil {
+		c.handshakeFailed(ctx, remote, err)
+		return
+	}
+	peer := network.Peer()
+	s := &session{net: network, app: app, gen: gen}
+	if len(peer.ClientKey) > 0 {
+		s.clientKey = peer.ClientKey
+	}
+	attrs := []any{"route", c.route, "remote", remote, "socket_type", peer.SocketType}
+	if s.clientKey != nil {
+		attrs = append(attrs, "client_key", z85(s.clientKey), "user_id", peer.UserID)
+	}
+	ok, revoked := c.reg.add(s)
+	if !ok {
+		s.close()
+		if revoked {
+			c.metrics.Revoked(c.route, 1)
+			c.log.Info("session revoked during its handshake", attrs...)
+		}
+		return
+	}
+	defer c.reg.remove(s)
+	if c.countAccepted {
+		c.metrics.Handshake(c.route, metrics.ResultAccepted, metrics.ReasonOther)
+	}
+	c.metrics.SessionOpened(c.route)
+	defer c.metrics.SessionClosed(c.route)
+	c.log.Debug("session opened", attrs...)
+
+	stop := context.AfterFunc(ctx, s.close)
+	defer stop()
+	inbound := make(chan error, 1)
+	go func() {
+		err := pump(network, app, c.metrics, c.route, metrics.DirectionIn)
+		s.close()
+		inbound <- err
+	}()
+	outErr := pump(app, network, c.metrics, c.route, metrics.DirectionOut)
+	s.close()
+	inErr := <-inbound
+
+	reason := sessionEnd(inErr, outErr)
+	switch {
+	case ctx.Err() != nil:
+		reason = "shutdown"
+	case s.revokedNow(c.reg):
+		reason = "revoked"
+	}
+	c.log.Debug("session closed", append(attrs, "reason", reason)...)
+}
+
+// revokedNow reports whether a sweep closed s.
+func (s *session) revokedNow(r *registry) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return s.revoked
+}
+
+// sessionEnd describes why a session ended: the first error that is not
+// the consequence of the other side's close.
+func sessionEnd(inErr, outErr error) string {
+	for _, err := range []error{inErr, outErr} {
+		if err != nil && !errors.Is(err, zmtp.ErrClosed) {
+			if errors.Is(err, io.EOF) {
+				return "peer closed"
+			}
+			return err.Error()
+		}
+	}
+	return "closed"
+}
+
+// handshakeFailed counts and logs a failed handshake. Refusals by the
+// authenticator are counted and logged by it (with the client's public
+// key); the relay counts every other failure.
+func (c *core) handshakeFailed(ctx context.Context, remote string, err error) {
+	if ctx.Err() != nil {
+		return // shutting down
+	}
+	if errors.Is(err, zmtp.ErrAuthFailed) {
+		c.log.Debug("handshake refused", "route", c.route, "remote", remote, "error", err)
+		return
+	}
+	reason := failureReason(err)
+	c.metrics.Handshake(c.route, metrics.ResultFailed, reason)
+	attrs := []any{"route", c.route, "remote", remote, "reason", reason, "error", err}
+	var ue *upstreamError
+	if errors.As(err, &ue) && ue.cause != nil {
+		attrs = append(attrs, "cause", ue.cause)
+	}
+	c.log.Info("handshake failed", attrs...)
+}
+
+// failureReason maps a handshake error to a metrics reason.
+func failureReason(err error) string {
+	var pe *zmtp.PeerError
+	var ue *upstreamError
+	switch {
+	case errors.As(err, &ue):
+		return metrics.ReasonUpstream
+	case errors.Is(err, zmtp.ErrHandshakeTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return metrics.ReasonTimeout
+	case errors.Is(err, zmtp.ErrProtocol), errors.Is(err, zmtp.ErrBadGreeting),
+		errors.Is(err, zmtp.ErrUnsupportedVersion), errors.Is(err, zmtp.ErrMechanismMismatch),
+		errors.Is(err, zmtp.ErrRoleMismatch), errors.Is(err, zmtp.ErrSocketType),
+		errors.Is(err, zmtp.ErrFrameTooLarge), errors.As(err, &pe):
+		return metrics.ReasonProtocol
+	}
+	return metrics.ReasonIO
+}
+
+// z85 renders a public key for logs.
+func z85(key []byte) string {
+	s, err := keygen.Z85Encode(key)
+	if err != nil {
+		return fmt.Sprintf("invalid key of %d bytes", len(key))
+	}
+	return s
+}
+
+// handshakeTimeout is the bound on both handshakes of a session together.
+func handshakeTimeout(cfg *zmtp.Config) time.Duration {
+	if cfg.HandshakeTimeout > 0 {
+		return cfg.HandshakeTimeout
+	}
+	return zmtp.DefaultHandshakeTimeout
+}
+
+// announced picks, from what one end announced, the properties the relay
+// presents to the other end on its behalf: Socket-Type, Identity and the
+// application-defined "X-" properties. User-Id and anything else a peer
+// claims for itself are dropped: only the relay's own authenticator sets
+// User-Id.
+func announced(md zmtp.Metadata) zmtp.Metadata {
+	out := make(zmtp.Metadata, 0, 2)
+	for _, p := range md {
+		switch {
+		case strings.EqualFold(p.Name, zmtp.PropSocketType), strings.EqualFold(p.Name, zmtp.PropIdentity),
+			len(p.Name) > 2 && strings.EqualFold(p.Name[:2], "X-"):
+			if _, dup := out.Get(p.Name); !dup {
+				out = append(out, zmtp.Property{Name: p.Name, Value: append([]byte(nil), p.Value...)})
+			}
+		}
+	}
+	return out
+}
+
+// peerSide extracts from what one end announced the Config fields the relay
+// uses to present that end to the other: socket type, identity and "X-"
+// properties.
+func peerSide(md zmtp.Metadata) (socketType string, identity []byte, props zmtp.Metadata, err error) {
+	st, ok := md.Get(zmtp.PropSocketType)
+	if !ok || !zmtp.ValidSocketType(string(st)) {
+		return "", nil, nil, fmt.Errorf("%w: peer announced no valid Socket-Type", zmtp.ErrSocketType)
+	}
+	for _, p := range announced(md) {
+		switch {
+		case strings.EqualFold(p.Name, zmtp.PropSocketType):
+		case strings.EqualFold(p.Name, zmtp.PropIdentity):
+			identity = p.Value
+		default:
+			props = append(props, p)
+		}
+	}
+	return string(st), identity, props, nil
+}
