@@ -1,0 +1,283 @@
+package watch_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zmqauth/zmqauth/zap/watch"
+)
+
+// within is how fast a change must be picked up.
+const within = time.Second
+
+// reloader records what each reload saw: the content of one file.
+type reloader struct {
+	path  string
+	calls atomic.Int64
+	seen  chan string
+	fail  atomic.Bool
+}
+
+func newReloader(path string) *reloader {
+	return &reloader{path: path, seen: make(chan string, 1000)}
+}
+
+func (r *reloader) reload() error {
+	r.calls.Add(1)
+	data, err := os.ReadFile(r.path)
+	if err != nil {
+		data = []byte("<" + filepath.Base(r.path) + " absent>")
+	}
+	r.seen <- string(data)
+	if r.fail.Load() {
+		return errors.New("reload failed on purpose")
+	}
+	return nil
+}
+
+// await waits until a reload has seen want.
+func (r *reloader) await(t *testing.T, want string, d time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	timeout := time.After(d)
+	var last string
+	for {
+		select {
+		case got := <-r.seen:
+			if got == want {
+				return time.Since(start)
+			}
+			last = got
+		case <-timeout:
+			t.Fatalf("no reload saw %q within %v (last seen %q)", want, d, last)
+		}
+	}
+}
+
+// start runs watch.Dir until the test ends and checks that it returns.
+func start(t *testing.T, dir string, interval time.Duration, r *reloader, onError func(error)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watch.Dir(ctx, dir, interval, r.reload, onError)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			t.Error("watch.Dir did not return after its context ended")
+		}
+	})
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kubeletSwap updates a directory the way the kubelet's atomic writer
+// updates a mounted ConfigMap: new timestamped directory, "..data" swapped
+// by rename, visible links fixed, old directory removed.
+func kubeletSwap(t *testing.T, dir, version string, files map[string]string) {
+	t.Helper()
+	ts := "..2026_01_01_00_00_00." + version
+	if err := os.Mkdir(filepath.Join(dir, ts), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		writeFile(t, filepath.Join(dir, ts, name), content)
+	}
+	old, _ := os.Readlink(filepath.Join(dir, "..data"))
+	if err := os.Symlink(ts, filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	for name := range files {
+		link := filepath.Join(dir, name)
+		if _, err := os.Lstat(link); err != nil {
+			if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if old != "" {
+		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDirPicksUpChanges(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(t *testing.T, dir string) // before the watch starts
+		change func(t *testing.T, dir string)
+		want   string // what reload must see afterwards
+	}{
+		{
+			name:   "add",
+			change: func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "allow.key"), "v1") },
+			want:   "v1",
+		},
+		{
+			name:   "change in place",
+			setup:  func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "allow.key"), "v1") },
+			change: func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "allow.key"), "v2") },
+			want:   "v2",
+		},
+		{
+			name:  "replace by rename",
+			setup: func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "allow.key"), "v1") },
+			change: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, ".tmp"), "v2")
+				if err := os.Rename(filepath.Join(dir, ".tmp"), filepath.Join(dir, "allow.key")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: "v2",
+		},
+		{
+			name:  "remove",
+			setup: func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "allow.key"), "v1") },
+			change: func(t *testing.T, dir string) {
+				if err := os.Remove(filepath.Join(dir, "allow.key")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: "<allow.key absent>",
+		},
+		{
+			name:   "kubelet ..data swap",
+			setup:  func(t *testing.T, dir string) { kubeletSwap(t, dir, "1", map[string]string{"allow.key": "v1"}) },
+			change: func(t *testing.T, dir string) { kubeletSwap(t, dir, "2", map[string]string{"allow.key": "v2"}) },
+			want:   "v2",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.setup != nil {
+				tt.setup(t, dir)
+			}
+			r := newReloader(filepath.Join(dir, "allow.key"))
+			// The periodic re-check is far away: events must do the work.
+			start(t, dir, time.Hour, r, func(err error) { t.Errorf("onError: %v", err) })
+			initial, _ := os.ReadFile(r.path)
+			want := string(initial)
+			if want == "" {
+				want = "<allow.key absent>"
+			}
+			r.await(t, want, within) // the reload at start
+			tt.change(t, dir)
+			took := r.await(t, tt.want, within)
+			t.Logf("picked up in %v", took)
+		})
+	}
+}
+
+func TestDirDebouncesBursts(t *testing.T) {
+	dir := t.TempDir()
+	r := newReloader(filepath.Join(dir, "allow.key"))
+	start(t, dir, time.Hour, r, nil)
+	r.await(t, "<allow.key absent>", within)
+	const writes = 50
+	for i := range writes {
+		writeFile(t, filepath.Join(dir, "allow.key"), "burst")
+		writeFile(t, filepath.Join(dir, "other"), string(rune('a'+i%26)))
+	}
+	r.await(t, "burst", within)
+	time.Sleep(3 * watch.Debounce)
+	if n := r.calls.Load(); n > 1+writes/5 {
+		t.Errorf("%d reloads for a burst of %d writes; debouncing should coalesce them", n-1, writes)
+	}
+}
+
+// TestDirPeriodicCheck covers what events cannot: a directory that does not
+// exist when the watch starts, and a reload that failed and must be retried
+// though nothing changed.
+func TestDirPeriodicCheck(t *testing.T) {
+	t.Run("directory created later", func(t *testing.T) {
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "mount")
+		r := newReloader(filepath.Join(dir, "allow.key"))
+		var mu sync.Mutex
+		var errs []error
+		start(t, dir, 100*time.Millisecond, r, func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() })
+		r.await(t, "<allow.key absent>", within)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, "allow.key"), "late")
+		r.await(t, "late", within)
+		// Once the directory exists, events work again.
+		time.Sleep(300 * time.Millisecond)
+		writeFile(t, filepath.Join(dir, "allow.key"), "later")
+		r.await(t, "later", within)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(errs) != 1 {
+			t.Errorf("onError got %d errors (%v), want one about the missing directory", len(errs), errs)
+		}
+	})
+	t.Run("failed reload is retried", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "allow.key"), "v1")
+		r := newReloader(filepath.Join(dir, "allow.key"))
+		r.fail.Store(true)
+		errc := make(chan error, 100)
+		start(t, dir, 100*time.Millisecond, r, func(err error) { errc <- err })
+		r.await(t, "v1", within)
+		select {
+		case err := <-errc:
+			if err.Error() != "reload failed on purpose" {
+				t.Errorf("onError got %v", err)
+			}
+		case <-time.After(within):
+			t.Fatal("the failed reload was not reported")
+		}
+		r.fail.Store(false)
+		r.await(t, "v1", within) // retried with nothing changed
+		n := r.calls.Load()
+		time.Sleep(400 * time.Millisecond)
+		if m := r.calls.Load(); m != n {
+			t.Errorf("%d reloads after a success with nothing changed; the periodic check should be quiet", m-n)
+		}
+	})
+}
+
+func TestDirReturnsOnCancel(t *testing.T) {
+	dir := t.TempDir()
+	r := newReloader(filepath.Join(dir, "allow.key"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watch.Dir(ctx, dir, time.Hour, r.reload, nil)
+	}()
+	r.await(t, "<allow.key absent>", within)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(within):
+		t.Fatal("watch.Dir did not return within 1s of cancel")
+	}
+	n := r.calls.Load()
+	writeFile(t, filepath.Join(dir, "allow.key"), "after")
+	time.Sleep(200 * time.Millisecond)
+	if r.calls.Load() != n {
+		t.Error("reload called after watch.Dir returned")
+	}
+}
