@@ -143,8 +143,12 @@ func readGreeting(r io.Reader) (Greeting, error) {
 	return ParseGreeting(b[:])
 }
 
-// checkRoles applies a mechanism's rule on the as-server flags: NULL requires
-// both to be zero (RFC 37), the others require exactly one server.
+// checkRoles applies a mechanism's rule on the as-server flags. NULL requires
+// the flag to be zero (RFC 37). PLAIN and CURVE have one server and one
+// client, but libzmq 4.3 always sends zero (its greeting code never writes
+// the flag), so the only combination the greeting can refuse is two sides
+// that both claim the server role; two clients fail in the handshake, when
+// each receives the other's HELLO.
 func checkRoles(mechanism string, ours bool, peer Greeting) error {
 	if mechanism == "NULL" {
 		if peer.AsServer {
@@ -152,12 +156,8 @@ func checkRoles(mechanism string, ours bool, peer Greeting) error {
 		}
 		return nil
 	}
-	if ours == peer.AsServer {
-		role := "client"
-		if ours {
-			role = "server"
-		}
-		return fmt.Errorf("%w: both sides are %s %s; one must be the server", ErrRoleMismatch, mechanism, role)
+	if ours && peer.AsServer {
+		return fmt.Errorf("%w: both sides claim the %s server role", ErrRoleMismatch, mechanism)
 	}
 	return nil
 }

@@ -128,9 +128,10 @@ func TestCheckRoles(t *testing.T) {
 		{"PLAIN", false, true, false},
 		{"PLAIN", true, false, false},
 		{"PLAIN", true, true, true},
-		{"PLAIN", false, false, true},
-		{"CURVE", false, false, true},
+		{"PLAIN", false, false, false}, // libzmq always sends 0: not refusable here
+		{"CURVE", false, false, false},
 		{"CURVE", true, false, false},
+		{"CURVE", true, true, true},
 	}
 	for _, tt := range tests {
 		err := checkRoles(tt.mech, tt.ours, Greeting{Major: 3, Mechanism: tt.mech, AsServer: tt.peer})

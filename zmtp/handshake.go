@@ -67,8 +67,19 @@ func (h *handshakeConn) readCommand() (Command, error) {
 	if err != nil {
 		return Command{}, fmt.Errorf("zmtp: handshake: %w", err)
 	}
+	if len(body) >= len(libzmqPlainError) && string(body[:len(libzmqPlainError)]) == libzmqPlainError {
+		return Command{Name: CmdError, Body: body[len(libzmqPlainError):]}, nil
+	}
 	return ParseCommand(body)
 }
+
+// libzmqPlainError is how libzmq 4.3 (through at least 4.3.5) starts the
+// ERROR command of its PLAIN mechanism: its C source spells the prefix
+// "\x05ERROR", and a C hex escape takes every hex digit that follows, so the
+// name length and the 'E' become one byte, 0x5E ('^'). Its PLAIN client
+// expects this form (and rejects the correct one as an unexpected command).
+// We accept it as ERROR; we send the correct form.
+const libzmqPlainError = "^RROR"
 
 // readGreeting sends what is queued (our greeting) and reads the peer's.
 func (h *handshakeConn) readGreeting() (Greeting, error) {

@@ -210,3 +210,27 @@ func TestPlainCodecs(t *testing.T) {
 		t.Fatal("INITIATE with an empty property name accepted")
 	}
 }
+
+func TestPlainClientReadsLibzmqError(t *testing.T) {
+	// libzmq 4.3's PLAIN server sends ERROR as "^RROR" + reason (see
+	// libzmqPlainError); the bytes below are what it sent in the interop
+	// test. The correct form works too.
+	for _, wire := range [][]byte{
+		[]byte("\x04\x09^RROR\x03400"),
+		[]byte("\x04\x0a\x05ERROR\x03400"),
+	} {
+		a, b := tcpPair(t)
+		raw := newRawPeer(t, b)
+		go func() {
+			raw.write(rawGreeting(3, 1, "PLAIN", false))
+			raw.readGreeting()
+			_, _ = raw.readFrame() // HELLO
+			raw.write(wire)
+		}()
+		_, err := NewConn(context.Background(), a, &Config{Mechanism: mustPlainClient(t, "alice", "x"), SocketType: "DEALER"})
+		var pe *PeerError
+		if !errors.As(err, &pe) || pe.Reason != "400" {
+			t.Fatalf("%q: err = %v, want ERROR 400", wire, err)
+		}
+	}
+}
