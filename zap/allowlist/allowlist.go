@@ -8,8 +8,12 @@
 // zmqauth's allowlist ConfigMap is mounted in that layout (DESIGN.md,
 // "Files"), so a pyzmq server and the sidecar accept exactly the same keys.
 //
-// Identities: a file named NAMESPACE.NAME.key (a Kubernetes namespace, a dot,
-// a Kubernetes object name) is the CurveClient NAMESPACE/NAME. Any other file
+// Identities: a file whose metadata has "identity" (as every file the
+// operator writes does: a CurveClient's "namespace/name", including the
+// NAMESPACE.NAME.previous.key entry of a client in its rotation overlap, or a
+// raw key's name) has that identity. Otherwise a file named NAMESPACE.NAME.key
+// (a Kubernetes namespace, a dot, a Kubernetes object name) is the
+// CurveClient NAMESPACE/NAME. Any other file
 // (for instance one named by a digest, for a raw key) has the identity in its
 // metadata "name" if set, else the key itself in Z85.
 //
@@ -249,6 +253,9 @@ func parseEntry(name, shown string, data []byte) (Entry, error) {
 
 // identity returns the identity of the key in certificate file name.
 func identity(name string, cert *keygen.Certificate) string {
+	if id := cert.Metadata[IdentityMetadata]; id != "" {
+		return id
+	}
 	stem := strings.TrimSuffix(name, keygen.PublicSuffix)
 	if ns, obj, ok := strings.Cut(stem, "."); ok && dnsLabel.MatchString(ns) && isSubdomain(obj) {
 		return ns + "/" + obj
@@ -258,6 +265,9 @@ func identity(name string, cert *keygen.Certificate) string {
 	}
 	return cert.PublicKey.String()
 }
+
+// IdentityMetadata is the zcert metadata field that names a key's identity.
+const IdentityMetadata = "identity"
 
 // dnsLabel matches an RFC 1123 label, a Kubernetes namespace name.
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)

@@ -94,6 +94,19 @@ func TestLoadDir(t *testing.T) {
 			},
 		},
 		{
+			name: "identity metadata wins over the file name",
+			files: map[string]string{
+				"team-a.frontend.key":          publicCert(t, a, map[string]string{"identity": "team-a/frontend"}),
+				"team-a.frontend.previous.key": publicCert(t, b, map[string]string{"identity": "team-a/frontend"}),
+				"raw.0123456789abcdef.key":     publicCert(t, c, map[string]string{"identity": "partner-gateway"}),
+			},
+			want: []wantEntry{
+				{c.Public, "partner-gateway", "raw.0123456789abcdef.key"},
+				{a.Public, "team-a/frontend", "team-a.frontend.key"},
+				{b.Public, "team-a/frontend", "team-a.frontend.previous.key"},
+			},
+		},
+		{
 			name: "names that are not namespace.name fall back to metadata",
 			files: map[string]string{
 				"Team_A.frontend.key": publicCert(t, a, map[string]string{"name": "legacy"}),
