@@ -15,6 +15,7 @@ import (
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zap/metrics"
 	"github.com/zmqauth/zmqauth/zmtp"
+	"github.com/zmqauth/zmqauth/zmtp/curve"
 )
 
 // upstreamError is a handshake failure at the other end of the relay: the
@@ -207,12 +208,16 @@ func failureReason(err error) string {
 	switch {
 	case errors.As(err, &ue):
 		return metrics.ReasonUpstream
+	case errors.Is(err, curve.ErrCryptographic) && strings.Contains(err.Error(), "HELLO"):
+		// The client's HELLO is boxed for a server key we do not hold.
+		return metrics.ReasonServerKey
 	case errors.Is(err, zmtp.ErrHandshakeTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return metrics.ReasonTimeout
 	case errors.Is(err, zmtp.ErrProtocol), errors.Is(err, zmtp.ErrBadGreeting),
 		errors.Is(err, zmtp.ErrUnsupportedVersion), errors.Is(err, zmtp.ErrMechanismMismatch),
 		errors.Is(err, zmtp.ErrRoleMismatch), errors.Is(err, zmtp.ErrSocketType),
-		errors.Is(err, zmtp.ErrFrameTooLarge), errors.As(err, &pe):
+		errors.Is(err, zmtp.ErrFrameTooLarge), errors.As(err, &pe),
+		errors.Is(err, curve.ErrCryptographic), errors.Is(err, curve.ErrNonce):
 		return metrics.ReasonProtocol
 	}
 	return metrics.ReasonIO
