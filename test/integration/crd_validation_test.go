@@ -358,6 +358,14 @@ rotation: {period: 4m59s, overlap: 1m}`),
 secretName: s
 rotation: {period: 30d}`),
 			[]string{"spec.rotation.period", "period must be a duration such as 720h, 90m or 1h30m"}},
+		{"period too long for a Go duration", server(`
+secretName: s
+rotation: {period: 9999999999h}`),
+			[]string{"spec.rotation.period"}},
+		{"overlap too long for a Go duration", server(`
+secretName: s
+rotation: {period: 720h, overlap: 9999999999h}`),
+			[]string{"spec.rotation"}},
 		{"negative overlap", server(`
 secretName: s
 rotation: {period: 1h, overlap: -1m}`),
