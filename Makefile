@@ -6,7 +6,7 @@ CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.2
 TEST_TIMEOUT  ?= 25m
 export KUBEBUILDER_ASSETS := $(CURDIR)/bin/k8s
 
-.PHONY: all build deps test unit vet fmt-check manifests manifests-check fuzz bench demo clean
+.PHONY: all build deps test unit vet fmt-check manifests manifests-check fuzz bench demo dev-up dev-down clean
 
 all: build
 
@@ -40,6 +40,25 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+## demo: the main job on the embedded local control plane (reuses `make dev-up` when it runs)
+demo: deps build
+	@kc=""; if [ -f bin/dev/pid ] && kill -0 $$(cat bin/dev/pid) 2>/dev/null; then kc=$(CURDIR)/bin/dev/kubeconfig; fi; \
+	$(GO) run ./hack/demo -kubeconfig "$$kc"
+
+## dev-up: keep a local control plane running in the background (kubeconfig: bin/dev/kubeconfig)
+dev-up: deps
+	@mkdir -p bin/dev
+	@if [ -f bin/dev/pid ] && kill -0 $$(cat bin/dev/pid) 2>/dev/null; then echo "already up: export KUBECONFIG=$(CURDIR)/bin/dev/kubeconfig"; exit 0; fi; \
+	$(GO) build -o bin/devcluster ./hack/devcluster && \
+	(nohup bin/devcluster > bin/dev/devcluster.log 2>&1 & echo $$! > bin/dev/pid) && \
+	for i in $$(seq 1 120); do [ -s bin/dev/kubeconfig ] && break; sleep 1; done; \
+	[ -s bin/dev/kubeconfig ] || { cat bin/dev/devcluster.log; exit 1; }; \
+	echo "local control plane up: export KUBECONFIG=$(CURDIR)/bin/dev/kubeconfig"
+
+## dev-down: stop the control plane dev-up started
+dev-down:
+	@if [ -f bin/dev/pid ]; then kill $$(cat bin/dev/pid) 2>/dev/null || true; rm -f bin/dev/pid; fi
 
 ## manifests: regenerate deepcopy, CRDs and RBAC from the kubebuilder markers
 manifests:
