@@ -450,3 +450,63 @@ func TestInteropPubSubThroughRelay(t *testing.T) {
 	}
 	<-pubDone
 }
+
+func TestInteropNullAuthentication(t *testing.T) {
+	t.Run("libzmq client, our NULL server denies", func(t *testing.T) {
+		ctx := interopCtx(t)
+		deny := AuthenticatorFunc(func(context.Context, *AuthRequest) AuthResult {
+			return AuthResult{StatusCode: StatusDenied} // ERROR "400", libzmq's form
+		})
+		l := listenGo(t, &Config{Mechanism: NewNullServer(deny, "global"), SocketType: "PULL"})
+		peer := pypeer.Start(t, pypeer.Options{Type: "PUSH", Connect: l.endpoint(), Monitor: true})
+		if r := <-l.results; !errors.Is(r.err, ErrAuthFailed) {
+			t.Fatalf("our server: %v", r.err)
+		}
+		ev, err := peer.WaitMonitor(ctx, "HANDSHAKE_FAILED_AUTH")
+		if err != nil {
+			t.Fatalf("%v; monitor saw %v", err, peer.MonitorNames())
+		}
+		if ev.Value == nil || *ev.Value != 400 {
+			t.Fatalf("HANDSHAKE_FAILED_AUTH value %v", derefInt(ev.Value))
+		}
+	})
+	t.Run("our client, libzmq NULL server with ZAP denying", func(t *testing.T) {
+		ctx := interopCtx(t)
+		peer := pypeer.Start(t, pypeer.Options{Type: "PULL", Bind: "tcp://127.0.0.1:*", ZAPDomain: "global", ZAPDeny: []string{"127.0.0.1"}})
+		_, err := Dial(ctx, peer.Endpoint(), &Config{Mechanism: NewNullClient(), SocketType: "PUSH"})
+		var pe *PeerError
+		if !errors.As(err, &pe) || pe.Reason != "400" {
+			t.Fatalf("Dial error = %v, want ERROR 400", err)
+		}
+	})
+}
+
+// TestInteropMetadataReachesApplication shows what the inbound relay relies
+// on: properties we announce in READY are visible to a libzmq application
+// per message, e.g. User-Id through zmq_msg_gets (pyzmq: frame.get).
+func TestInteropMetadataReachesApplication(t *testing.T) {
+	ctx := interopCtx(t)
+	peer := pypeer.Start(t, pypeer.Options{Type: "PULL", Bind: "tcp://127.0.0.1:*"})
+	c, err := Dial(ctx, peer.Endpoint(), &Config{Mechanism: NewNullClient(), SocketType: "PUSH",
+		Properties: Metadata{{Name: PropUserID, Value: []byte("team-a/reporter")}, {Name: "X-Tenant", Value: []byte("blue")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteMessage([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := peer.Recv(ctx, 5*time.Second, "User-Id", "X-Tenant", "Socket-Type", "Peer-Address")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"User-Id": "team-a/reporter", "X-Tenant": "blue", "Socket-Type": "PUSH"}
+	for k, v := range want {
+		if got := ev.Props[k]; got == nil || *got != v {
+			t.Errorf("property %s = %v, want %q", k, got, v)
+		}
+	}
+	if got := ev.Props["Peer-Address"]; got == nil || *got != "127.0.0.1" {
+		t.Errorf("Peer-Address = %v", got)
+	}
+}
