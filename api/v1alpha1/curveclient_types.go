@@ -106,6 +106,19 @@ type CurveClientStatus struct {
 	// +optional
 	PublicKey string `json:"publicKey,omitempty"`
 
+	// PreviousPublicKey is the key this client used before its last
+	// rotation (Z85). Servers keep admitting it until the overlap ends, so
+	// connections made with it before the rotation reached the client's pod
+	// keep working.
+	// +optional
+	PreviousPublicKey string `json:"previousPublicKey,omitempty"`
+
+	// NextPublicKey is the key this client will switch to at its next
+	// rotation step (Z85). Servers admit it before the client uses it, so a
+	// rotation never presents a key a server does not know yet.
+	// +optional
+	NextPublicKey string `json:"nextPublicKey,omitempty"`
+
 	// KeyRevision counts the keypairs this client has had: 1 for the first,
 	// one more at every rotation.
 	// +optional
