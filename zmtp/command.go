@@ -8,16 +8,16 @@ import (
 
 // Command names defined by RFC 23, 24, 25 and 37.
 const (
-	CmdReady     = "READY"
-	CmdError     = "ERROR"
-	CmdHello     = "HELLO"
-	CmdWelcome   = "WELCOME"
-	CmdInitiate  = "INITIATE"
-	CmdMessage   = "MESSAGE"
-	CmdPing      = "PING"
-	CmdPong      = "PONG"
-	CmdSubscribe = "SUBSCRIBE"
-	CmdCancel    = "CANCEL"
+	CmdReady     = "READY"     // metadata exchange (NULL, PLAIN, CURVE)
+	CmdError     = "ERROR"     // handshake refusal with a reason
+	CmdHello     = "HELLO"     // PLAIN and CURVE client greeting
+	CmdWelcome   = "WELCOME"   // PLAIN and CURVE server answer to HELLO
+	CmdInitiate  = "INITIATE"  // PLAIN and CURVE client metadata
+	CmdMessage   = "MESSAGE"   // CURVE frame after the handshake
+	CmdPing      = "PING"      // ZMTP 3.1 heartbeat request
+	CmdPong      = "PONG"      // ZMTP 3.1 heartbeat reply
+	CmdSubscribe = "SUBSCRIBE" // ZMTP 3.1 subscription
+	CmdCancel    = "CANCEL"    // ZMTP 3.1 subscription cancellation
 )
 
 // Limits of command fields (RFC 37).

@@ -258,11 +258,13 @@ func Start(t testing.TB, o Options) *Peer {
 	return p
 }
 
+// lockedWriter collects stderr under the peer's lock.
 type lockedWriter struct {
 	w  io.Writer
 	mu *sync.Mutex
 }
 
+// Write implements io.Writer under the peer's lock.
 func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
