@@ -25,7 +25,7 @@ func (k PublicKey) String() string { return fmt.Sprintf("%x", k[:]) }
 func (k PublicKey) IsZero() bool { return k == PublicKey{} }
 
 // SecretKey is a CURVE (X25519) secret key. It never prints its bytes: every
-// fmt verb, String, GoString and slog show "[redacted]".
+// fmt verb, String, GoString, slog and encoding/json show "[redacted]".
 type SecretKey [KeySize]byte
 
 const redacted = "[redacted]"
@@ -41,6 +41,11 @@ func (SecretKey) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, redacted
 
 // LogValue makes slog print "[redacted]".
 func (SecretKey) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalText returns "[redacted]", so that encoding/json and the slog
+// handlers that use it never write the key either; a SecretKey cannot be
+// serialised, by design.
+func (SecretKey) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 // IsZero reports whether every byte of k is zero (an unset key).
 func (k *SecretKey) IsZero() bool {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -200,13 +201,42 @@ func (s *Server) Handshake(ctx context.Context, rw zmtp.CommandReadWriter, info 
 	if err != nil {
 		return nil, zmtp.Refuse(rw, "expected INITIATE", fmt.Errorf("curve: reading INITIATE: %w", err))
 	}
+	res, readyBody, err := s.acceptInitiate(ctx, &st, body, info)
+	if err != nil {
+		var refusal *refusal
+		if errors.As(err, &refusal) {
+			return nil, zmtp.Refuse(rw, refusal.reason, refusal.err)
+		}
+		return nil, err
+	}
+	if err := rw.WriteCommand(zmtp.Command{Name: zmtp.CmdReady, Body: readyBody}); err != nil {
+		res.Codec.Close()
+		return nil, fmt.Errorf("curve: writing READY: %w", err)
+	}
+	return res, nil
+}
+
+// refusal is an error the server reports to the client in ERROR.
+type refusal struct {
+	reason string
+	err    error
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+func refuse(reason string, err error) error { return &refusal{reason: reason, err: err} }
+
+// acceptInitiate checks and authorizes an INITIATE and returns the result
+// (with its codec) and the READY body to send. Its errors are refusals.
+func (s *Server) acceptInitiate(ctx context.Context, st *serverState, body []byte, info zmtp.HandshakeInfo) (*zmtp.HandshakeResult, []byte, error) {
 	var in initiateResult
 	defer in.erase()
-	if err := s.processInitiate(&st, body, &in); err != nil {
-		return nil, zmtp.Refuse(rw, "invalid INITIATE", err)
+	if err := s.processInitiate(st, body, &in); err != nil {
+		return nil, nil, refuse("invalid INITIATE", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, zmtp.Refuse(rw, "handshake cancelled", fmt.Errorf("curve: handshake: %w", err))
+		return nil, nil, refuse("handshake cancelled", fmt.Errorf("curve: handshake: %w", err))
 	}
 	ar := s.auth.Authenticate(ctx, &zmtp.AuthRequest{
 		Domain:    s.domain,
@@ -215,7 +245,7 @@ func (s *Server) Handshake(ctx context.Context, rw zmtp.CommandReadWriter, info 
 		ClientKey: append([]byte(nil), in.clientKey[:]...),
 	})
 	if ar.StatusCode != zmtp.StatusOK {
-		return nil, zmtp.Refuse(rw, zmtp.AuthErrorReason(ar),
+		return nil, nil, refuse(zmtp.AuthErrorReason(ar),
 			fmt.Errorf("curve: client key %s: %w", in.clientKey, zmtp.AuthError("CURVE", ar)))
 	}
 	res := &zmtp.HandshakeResult{
@@ -226,19 +256,14 @@ func (s *Server) Handshake(ctx context.Context, rw zmtp.CommandReadWriter, info 
 	}
 	local, err := zmtp.LocalProperties(info, res)
 	if err != nil {
-		return nil, zmtp.Refuse(rw, err.Error(), fmt.Errorf("curve: %w", err))
+		return nil, nil, refuse(err.Error(), fmt.Errorf("curve: %w", err))
 	}
 	readyBody, err := produceReady(&in.session, 1, local)
 	if err != nil {
-		return nil, zmtp.Refuse(rw, "internal error", err)
+		return nil, nil, refuse("internal error", err)
 	}
-	c := newCodec(&in.session, prefixMessageS, prefixMessageC, 1, in.nonce)
-	if err := rw.WriteCommand(zmtp.Command{Name: zmtp.CmdReady, Body: readyBody}); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("curve: writing READY: %w", err)
-	}
-	res.Codec = c
-	return res, nil
+	res.Codec = newCodec(&in.session, prefixMessageS, prefixMessageC, 1, in.nonce)
+	return res, readyBody, nil
 }
 
 // processHello checks a HELLO against the current key set and returns the
