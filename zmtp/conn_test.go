@@ -376,8 +376,8 @@ func TestCodecWrapsEveryFrame(t *testing.T) {
 	var closed atomic.Int32
 	a, b := tcpPair(t)
 	ra, rb := handshakePair(t, a, b,
-		&Config{Mechanism: sealMech{closed: &closed}, SocketType: "DEALER", HeartbeatInterval: 20 * time.Millisecond},
-		&Config{Mechanism: sealMech{server: true, closed: &closed}, SocketType: "ROUTER", HeartbeatInterval: 20 * time.Millisecond})
+		&Config{Mechanism: sealMech{closed: &closed}, SocketType: "DEALER", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 500 * time.Millisecond},
+		&Config{Mechanism: sealMech{server: true, closed: &closed}, SocketType: "ROUTER", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 500 * time.Millisecond})
 	if ra.err != nil || rb.err != nil {
 		t.Fatal(ra.err, rb.err)
 	}

@@ -10,11 +10,11 @@ import (
 func TestHeartbeatKeepsLiveConnection(t *testing.T) {
 	hb := func(m Mechanism, st string) *Config {
 		return &Config{Mechanism: m, SocketType: st, HeartbeatInterval: 30 * time.Millisecond,
-			HeartbeatTimeout: 90 * time.Millisecond, HeartbeatTTL: 200 * time.Millisecond}
+			HeartbeatTimeout: 400 * time.Millisecond, HeartbeatTTL: 600 * time.Millisecond}
 	}
 	client, server := mustPair(t, true, hb(NewNullClient(), "PAIR"), hb(NewNullServer(nil, ""), "PAIR"))
-	// Both sides read (so PINGs are answered) and see no data for 10
-	// intervals; neither may time out.
+	// Both sides read (so PINGs are answered) and see no data for 20
+	// intervals and beyond the timeout and TTL; neither may time out.
 	errs := make(chan error, 2)
 	for _, c := range []*Conn{client, server} {
 		go func() {
@@ -29,7 +29,7 @@ func TestHeartbeatKeepsLiveConnection(t *testing.T) {
 	select {
 	case err := <-errs:
 		t.Fatalf("connection ended while heartbeating: %v", err)
-	case <-time.After(300 * time.Millisecond):
+	case <-time.After(800 * time.Millisecond):
 	}
 	if err := client.WriteMessage([]byte("still here")); err != nil {
 		t.Fatal(err)
@@ -131,10 +131,10 @@ func TestHeartbeatTTLDisarmedByTraffic(t *testing.T) {
 	}
 	defer c.Close()
 	<-done
-	ping, _ := PingCommand(200*time.Millisecond, nil)
+	ping, _ := PingCommand(300*time.Millisecond, nil)
 	raw.writeCommand(ping.Name, ping.Body)
 	go func() {
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(30 * time.Millisecond)
 		raw.write(AppendFrame(nil, 0, []byte("alive")))
 	}()
 	f, err := c.ReadFrame(nil)
@@ -143,7 +143,7 @@ func TestHeartbeatTTLDisarmedByTraffic(t *testing.T) {
 	}
 	// Traffic after the PING disarmed the TTL: reading on past it is fine.
 	go func() {
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(700 * time.Millisecond)
 		raw.write(AppendFrame(nil, 0, []byte("later")))
 	}()
 	f, err = c.ReadFrame(nil)

@@ -292,12 +292,12 @@ func derefInt(p *int64) any {
 
 func TestInteropLibzmqHeartbeatsKeepConnectionAlive(t *testing.T) {
 	// libzmq PINGs every 100 ms and drops the connection when nothing
-	// arrives within 300 ms of a PING. Our side sends nothing but PONGs, so
+	// arrives within 500 ms of a PING. Our side sends nothing but PONGs, so
 	// the connection survives only if we answer.
 	ctx := interopCtx(t)
 	l := listenGo(t, &Config{Mechanism: NewNullServer(nil, ""), SocketType: "PAIR"})
 	peer := pypeer.Start(t, pypeer.Options{Type: "PAIR", Connect: l.endpoint(), Monitor: true,
-		HeartbeatIvl: 100 * time.Millisecond, HeartbeatTimeout: 300 * time.Millisecond, HeartbeatTTL: 500 * time.Millisecond})
+		HeartbeatIvl: 100 * time.Millisecond, HeartbeatTimeout: 500 * time.Millisecond, HeartbeatTTL: 800 * time.Millisecond})
 	c := l.next(t)
 	frames := make(chan Frame, 1)
 	readErr := make(chan error, 1)
@@ -312,7 +312,7 @@ func TestInteropLibzmqHeartbeatsKeepConnectionAlive(t *testing.T) {
 	select {
 	case err := <-readErr:
 		t.Fatalf("connection ended: %v", err)
-	case <-time.After(1500 * time.Millisecond): // 15 intervals, 5 timeouts
+	case <-time.After(2 * time.Second): // 20 intervals, 4 timeouts
 	}
 	for _, name := range peer.MonitorNames() {
 		if name == "DISCONNECTED" {
@@ -335,12 +335,12 @@ func TestInteropLibzmqHeartbeatsKeepConnectionAlive(t *testing.T) {
 }
 
 func TestInteropOurHeartbeatsAnsweredByLibzmq(t *testing.T) {
-	// We PING every 50 ms and give up 150 ms after a PING without traffic:
+	// We PING every 50 ms and give up 400 ms after a PING without traffic:
 	// libzmq's PONGs keep the connection up.
 	ctx := interopCtx(t)
 	peer := pypeer.Start(t, pypeer.Options{Type: "PAIR", Bind: "tcp://127.0.0.1:*", Monitor: true})
 	c, err := Dial(ctx, peer.Endpoint(), &Config{Mechanism: NewNullClient(), SocketType: "PAIR",
-		HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 150 * time.Millisecond, HeartbeatTTL: time.Second})
+		HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 400 * time.Millisecond, HeartbeatTTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestInteropOurHeartbeatsAnsweredByLibzmq(t *testing.T) {
 	select {
 	case err := <-got:
 		t.Fatalf("connection ended: %v", err)
-	case <-time.After(time.Second):
+	case <-time.After(1500 * time.Millisecond):
 	}
 	if err := peer.Send(ctx, []byte("ping-pong ok")); err != nil {
 		t.Fatal(err)
