@@ -45,5 +45,6 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true, // run prints the error itself
 	}
 	root.AddCommand(newKeygenCommand())
+	root.AddCommand(newSidecarCommand())
 	return root
 }

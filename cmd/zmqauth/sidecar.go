@@ -1,0 +1,160 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zmqauth/zmqauth/zap/sidecar"
+)
+
+// sidecarLogOptions are the logging flags every sidecar form shares.
+type sidecarLogOptions struct {
+	level  string
+	format string
+}
+
+// logger builds the sidecar's logger on w.
+func (o *sidecarLogOptions) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.level)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch o.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", o.format)
+}
+
+func newSidecarCommand() *cobra.Command {
+	var (
+		logOpts    sidecarLogOptions
+		configFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "sidecar",
+		Short: "Run the CURVE sidecar: plain ZeroMQ on localhost, CURVE and an allowlist on the network",
+		Long: `Run the sidecar next to an application that speaks plain ZeroMQ (NULL).
+
+An inbound route accepts CURVE connections from the network, lets in the
+clients whose public key is in the allowlist directory, and relays each to
+the application on localhost, which reads the client's identity per message
+as the "User-Id" property. An outbound route accepts the application's
+connections on localhost and relays each to a CURVE server, with this
+workload's keypair.
+
+Give one route with "sidecar inbound" or "sidecar outbound", or any number
+with --config FILE (YAML: admin, inbound: [...], outbound: [...], with the
+flags' names; serverKey for --server-key). Key directories and allowlists
+are watched: changes apply without a restart, and a bad change keeps the
+last good state. Runs until SIGTERM or SIGINT.`,
+		Example: `  zmqauth sidecar inbound --listen 0.0.0.0:5555 --app 127.0.0.1:15555 \
+      --keys /var/run/zmqauth/server --allowlist /var/run/zmqauth/allowlist --admin :9901
+  zmqauth sidecar outbound --listen 127.0.0.1:6000 --server collector:5555 \
+      --server-key /var/run/zmqauth/client/monitoring.collector.key --keys /var/run/zmqauth/client
+  zmqauth sidecar --config /etc/zmqauth/sidecar.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile == "" {
+				return errors.New("sidecar: give --config FILE, or use \"sidecar inbound\" or \"sidecar outbound\"")
+			}
+			cfg, err := sidecar.LoadConfig(configFile)
+			if err != nil {
+				return fmt.Errorf("sidecar: %w", err)
+			}
+			return runSidecar(cmd, cfg, &logOpts)
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML file listing the routes (inbound and outbound) and the admin address")
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&logOpts.level, "log-level", "info", "log level: debug, info, warn or error")
+	pf.StringVar(&logOpts.format, "log-format", "text", "log format: text or json")
+	cmd.AddCommand(newSidecarInboundCommand(&logOpts), newSidecarOutboundCommand(&logOpts))
+	return cmd
+}
+
+func newSidecarInboundCommand(logOpts *sidecarLogOptions) *cobra.Command {
+	var (
+		r     sidecar.InboundRoute
+		admin string
+	)
+	cmd := &cobra.Command{
+		Use:   "inbound --listen ADDR --app ADDR --keys DIR --allowlist DIR",
+		Short: "Accept CURVE clients in the allowlist and relay them to the application",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := sidecar.Config{Admin: admin, Inbound: []sidecar.InboundRoute{r}}
+			return runSidecar(cmd, cfg, logOpts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&r.Listen, "listen", "", "public address to accept CURVE connections on, host:port")
+	f.StringVar(&r.App, "app", "", "the application's address on localhost, host:port")
+	f.StringVar(&r.Keys, "keys", "", "server keypair directory (public.key, secret.key, previous-secret.key)")
+	f.StringVar(&r.Allowlist, "allowlist", "", "allowlist directory: one zcert public certificate per allowed client")
+	f.StringVar(&r.Mode, "mode", "enforce", "enforce, or audit: let unknown clients in but log and count them")
+	f.StringVar(&r.Name, "name", "", "route name in metrics and logs (default inbound)")
+	f.StringVar(&admin, "admin", "", "address of /metrics, /healthz and /readyz, host:port (none if empty)")
+	for _, name := range []string{"listen", "app", "keys", "allowlist"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+func newSidecarOutboundCommand(logOpts *sidecarLogOptions) *cobra.Command {
+	var (
+		r     sidecar.OutboundRoute
+		admin string
+	)
+	cmd := &cobra.Command{
+		Use:   "outbound --listen ADDR --server ADDR --server-key Z85|FILE --keys DIR",
+		Short: "Accept the application's connections and relay them to a CURVE server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := sidecar.Config{Admin: admin, Outbound: []sidecar.OutboundRoute{r}}
+			return runSidecar(cmd, cfg, logOpts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&r.Listen, "listen", "", "local address the application connects to, host:port")
+	f.StringVar(&r.Server, "server", "", "the CURVE server's address, host:port")
+	f.StringVar(&r.ServerKey, "server-key", "", "the server's public key: a file holding it (watched) or the 40-character Z85 key")
+	f.StringVar(&r.Keys, "keys", "", "client keypair directory (public.key, secret.key)")
+	f.StringVar(&r.Name, "name", "", "route name in metrics and logs (default outbound)")
+	f.StringVar(&admin, "admin", "", "address of /metrics, /healthz and /readyz, host:port (none if empty)")
+	for _, name := range []string{"listen", "server", "server-key", "keys"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+// runSidecar opens the sidecar (failing at once on a bad configuration,
+// missing keys or an address that cannot be bound) and runs it until the
+// command's context ends (SIGTERM or SIGINT).
+func runSidecar(cmd *cobra.Command, cfg sidecar.Config, logOpts *sidecarLogOptions) error {
+	log, err := logOpts.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return fmt.Errorf("sidecar: %w", err)
+	}
+	s, err := sidecar.Open(cfg, sidecar.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("sidecar: %s", oneLine(err))
+	}
+	if err := s.Run(cmd.Context()); err != nil {
+		return fmt.Errorf("sidecar: %s", oneLine(err))
+	}
+	return nil
+}
+
+// oneLine flattens an error's text to one line, as run prints it.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

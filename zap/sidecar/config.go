@@ -1,0 +1,252 @@
+package sidecar
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/zmqauth/zmqauth/zap/policy"
+)
+
+// DefaultReloadInterval is how often key and allowlist directories are
+// checked for changes when Config.ReloadInterval is zero.
+const DefaultReloadInterval = 500 * time.Millisecond
+
+// Config is the sidecar's configuration: its routes and admin endpoint. The
+// command line builds one from flags (one route); a config file (YAML)
+// lists any number of routes of both kinds:
+//
+//	admin: 0.0.0.0:9901
+//	inbound:
+//	  - name: bus
+//	    listen: 0.0.0.0:5555
+//	    app: 127.0.0.1:15555
+//	    keys: /var/run/zmqauth/server
+//	    allowlist: /var/run/zmqauth/allowlist
+//	    mode: enforce
+//	outbound:
+//	  - name: collector
+//	    listen: 127.0.0.1:6000
+//	    server: collector.monitoring.svc:5555
+//	    serverKey: /var/run/zmqauth/client/monitoring.collector.key
+//	    keys: /var/run/zmqauth/client
+type Config struct {
+	// Admin is the address of the /metrics, /healthz and /readyz endpoint;
+	// empty serves none.
+	Admin string `json:"admin,omitempty"`
+	// ReloadInterval is how often key and allowlist directories are
+	// checked for changes (default DefaultReloadInterval).
+	ReloadInterval Duration `json:"reloadInterval,omitempty"`
+	// HandshakeTimeout bounds each connection's handshakes (default the
+	// zmtp default, 10 s).
+	HandshakeTimeout Duration `json:"handshakeTimeout,omitempty"`
+	// Heartbeat, when set, sends ZMTP 3.1 PINGs at this interval on every
+	// connection the sidecar makes or accepts, and drops a connection that
+	// stays silent as long after one.
+	Heartbeat Duration `json:"heartbeat,omitempty"`
+	// Inbound lists the server-side routes.
+	Inbound []InboundRoute `json:"inbound,omitempty"`
+	// Outbound lists the client-side routes.
+	Outbound []OutboundRoute `json:"outbound,omitempty"`
+}
+
+// InboundRoute is a server-side route: CURVE on Listen, NULL to App.
+type InboundRoute struct {
+	// Name names the route in metrics, logs and readiness (default
+	// "inbound", or "inbound-N" when there are several).
+	Name string `json:"name,omitempty"`
+	// Listen is the public address, host:port (a tcp:// prefix is
+	// accepted).
+	Listen string `json:"listen"`
+	// App is the application's address on localhost.
+	App string `json:"app"`
+	// Keys is the server keypair directory (public.key, secret.key and,
+	// during a rotation overlap, previous-secret.key).
+	Keys string `json:"keys"`
+	// Allowlist is the allowlist directory (one zcert public certificate
+	// per allowed client key).
+	Allowlist string `json:"allowlist"`
+	// Mode is "enforce" (default) or "audit": audit lets clients outside
+	// the allowlist in, logging and counting them.
+	Mode string `json:"mode,omitempty"`
+}
+
+// OutboundRoute is a client-side route: NULL on Listen (localhost), CURVE
+// to Server.
+type OutboundRoute struct {
+	// Name names the route in metrics, logs and readiness (default
+	// "outbound", or "outbound-N" when there are several).
+	Name string `json:"name,omitempty"`
+	// Listen is the local address the application connects to.
+	Listen string `json:"listen"`
+	// Server is the remote server's address.
+	Server string `json:"server"`
+	// ServerKey is the server's public key: a file holding it (watched
+	// for changes) or the 40-character Z85 key itself.
+	ServerKey string `json:"serverKey"`
+	// Keys is this workload's client keypair directory (public.key,
+	// secret.key); the keys in it at the time of each dial are used.
+	Keys string `json:"keys"`
+}
+
+// Duration is a time.Duration written as in Go ("500ms", "2s") in a config
+// file.
+type Duration time.Duration
+
+// UnmarshalJSON parses a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: %w", s, err)
+	}
+	if v < 0 {
+		return fmt.Errorf("invalid duration %q: negative", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Duration(d).String() + `"`), nil
+}
+
+// LoadConfig reads a YAML (or JSON) config file. Unknown fields are errors,
+// so a misspelt option is reported rather than ignored.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses a YAML (or JSON) configuration and validates it.
+func ParseConfig(data []byte) (Config, error) {
+	var cfg Config
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		return Config{}, fmt.Errorf("parsing: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration and fills in default route names. It
+// does not touch the file system or the network.
+func (c *Config) Validate() error {
+	if len(c.Inbound)+len(c.Outbound) == 0 {
+		return errors.New("no routes configured")
+	}
+	names := map[string]bool{}
+	name := func(kind string, i, n int, given *string) error {
+		if *given == "" {
+			*given = kind
+			if n > 1 {
+				*given = fmt.Sprintf("%s-%d", kind, i+1)
+			}
+		}
+		if names[*given] {
+			return fmt.Errorf("route name %q is used twice", *given)
+		}
+		names[*given] = true
+		return nil
+	}
+	listens := map[string]string{}
+	listen := func(route, addr string) error {
+		a, err := NormalizeAddr(addr)
+		if err != nil {
+			return fmt.Errorf("route %s: listen: %w", route, err)
+		}
+		if other, dup := listens[a]; dup && !strings.HasSuffix(a, ":0") {
+			return fmt.Errorf("route %s: listen address %s is also route %s's", route, a, other)
+		}
+		listens[a] = route
+		return nil
+	}
+	if c.Admin != "" {
+		if _, err := NormalizeAddr(c.Admin); err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+	}
+	for i := range c.Inbound {
+		r := &c.Inbound[i]
+		if err := name("inbound", i, len(c.Inbound), &r.Name); err != nil {
+			return err
+		}
+		if err := listen(r.Name, r.Listen); err != nil {
+			return err
+		}
+		if _, err := NormalizeAddr(r.App); err != nil {
+			return fmt.Errorf("route %s: app: %w", r.Name, err)
+		}
+		if r.Keys == "" {
+			return fmt.Errorf("route %s: keys: a server keypair directory is required", r.Name)
+		}
+		if r.Allowlist == "" {
+			return fmt.Errorf("route %s: allowlist: an allowlist directory is required", r.Name)
+		}
+		if r.Mode == "" {
+			r.Mode = string(policy.Enforce)
+		}
+		if _, err := policy.ParseMode(r.Mode); err != nil {
+			return fmt.Errorf("route %s: mode: %w", r.Name, err)
+		}
+	}
+	for i := range c.Outbound {
+		r := &c.Outbound[i]
+		if err := name("outbound", i, len(c.Outbound), &r.Name); err != nil {
+			return err
+		}
+		if err := listen(r.Name, r.Listen); err != nil {
+			return err
+		}
+		if _, err := NormalizeAddr(r.Server); err != nil {
+			return fmt.Errorf("route %s: server: %w", r.Name, err)
+		}
+		if r.ServerKey == "" {
+			return fmt.Errorf("route %s: server key: the server's public key (Z85 or a file) is required", r.Name)
+		}
+		if r.Keys == "" {
+			return fmt.Errorf("route %s: keys: a client keypair directory is required", r.Name)
+		}
+	}
+	return nil
+}
+
+// NormalizeAddr checks a host:port address, with or without a tcp://
+// prefix, and returns it without the prefix.
+func NormalizeAddr(addr string) (string, error) {
+	if addr == "" {
+		return "", errors.New("an address (host:port) is required")
+	}
+	a := addr
+	if i := strings.Index(a, "://"); i >= 0 {
+		if a[:i] != "tcp" {
+			return "", fmt.Errorf("address %q: only tcp:// is supported", addr)
+		}
+		a = a[i+3:]
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", fmt.Errorf("address %q: %w", addr, err)
+	}
+	if port == "" {
+		return "", fmt.Errorf("address %q: missing port", addr)
+	}
+	if host == "*" { // libzmq's wildcard
+		a = net.JoinHostPort("", port)
+	}
+	return a, nil
+}

@@ -1,0 +1,250 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/zmqauth/zmqauth/keygen"
+	"github.com/zmqauth/zmqauth/zap/allowlist"
+	"github.com/zmqauth/zmqauth/zap/keyfiles"
+	"github.com/zmqauth/zmqauth/zap/metrics"
+	"github.com/zmqauth/zmqauth/zap/policy"
+	"github.com/zmqauth/zmqauth/zap/relay"
+	"github.com/zmqauth/zmqauth/zap/watch"
+	"github.com/zmqauth/zmqauth/zmtp"
+	"github.com/zmqauth/zmqauth/zmtp/curve"
+)
+
+// inboundRoute is one server-side route and its sources.
+type inboundRoute struct {
+	cfg     InboundRoute
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	ln      net.Listener
+	policy  *policy.Policy
+	server  *curve.Server
+	relay   *relay.Inbound
+
+	mu           sync.Mutex
+	serverPublic []keygen.PublicKey // the key set in force, current first
+	allowlistErr error              // the last allowlist load failure, until one succeeds
+}
+
+// newInbound loads the route's keys (which must be there), tries its
+// allowlist and binds its listener.
+func newInbound(rc InboundRoute, conn zmtp.Config, m *metrics.Metrics, log *slog.Logger) (*inboundRoute, error) {
+	r := &inboundRoute{cfg: rc, metrics: m, log: log.With("route", rc.Name)}
+	mode, err := policy.ParseMode(rc.Mode)
+	if err != nil {
+		return nil, fmt.Errorf("route %s: %w", rc.Name, err)
+	}
+	r.policy = policy.New(rc.Name, mode, m, log)
+
+	keys, err := keyfiles.LoadServerKeys(rc.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("route %s: server keys: %w", rc.Name, err)
+	}
+	pairs, err := curvePairs(keys)
+	if err != nil {
+		return nil, fmt.Errorf("route %s: server keys: %w", rc.Name, err)
+	}
+	r.server, err = curve.NewServer(curve.ServerConfig{Keys: pairs, Authenticator: r.policy})
+	if err != nil {
+		return nil, fmt.Errorf("route %s: server keys: %w", rc.Name, err)
+	}
+	r.noteKeys(keys)
+
+	app, _ := NormalizeAddr(rc.App)
+	network := conn
+	network.Mechanism = r.server
+	r.relay = &relay.Inbound{
+		Route:   rc.Name,
+		Network: network,
+		AppAddr: app,
+		App:     conn,
+		Metrics: m,
+		Logger:  log,
+	}
+	if err := r.reloadAllowlist(); err != nil {
+		r.allowlistFailed(err)
+	}
+	r.ln, err = listen(rc.Name, rc.Listen)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// start runs the route's relay and watchers.
+func (r *inboundRoute) start(ctx context.Context, interval time.Duration, goRun func(func()), fail func(error)) {
+	goRun(func() {
+		fail(r.relay.Serve(ctx, &gatedListener{Listener: r.ln, open: r.policy.Ready, log: r.log}))
+	})
+	goRun(func() {
+		watch.Dir(ctx, r.cfg.Keys, interval, r.reloadKeys, func(err error) {
+			r.metrics.ReloadError("keys:" + r.cfg.Name)
+			r.log.Error("server keys not reloaded; the last good keys stay in force", "dir", r.cfg.Keys, "error", err)
+		})
+	})
+	goRun(func() {
+		watch.Dir(ctx, r.cfg.Allowlist, interval, r.reloadAllowlist, r.allowlistFailed)
+	})
+}
+
+// reloadKeys puts the keypair directory's keys in force for new
+// handshakes: the current key and, during an overlap, the previous one.
+func (r *inboundRoute) reloadKeys() error {
+	keys, err := keyfiles.LoadServerKeys(r.cfg.Keys)
+	if err != nil {
+		return err
+	}
+	if !r.keysChanged(keys) {
+		return nil
+	}
+	pairs, err := curvePairs(keys)
+	if err != nil {
+		return err
+	}
+	if err := r.server.SetKeys(pairs); err != nil {
+		return fmt.Errorf("setting server keys: %w", err)
+	}
+	r.noteKeys(keys)
+	return nil
+}
+
+// keysChanged reports whether keys differ from the key set in force.
+func (r *inboundRoute) keysChanged(keys keyfiles.ServerKeys) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pairs := keys.Pairs()
+	if len(pairs) != len(r.serverPublic) {
+		return true
+	}
+	for i, p := range pairs {
+		if p.Public != r.serverPublic[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// noteKeys records and logs the public keys now in force.
+func (r *inboundRoute) noteKeys(keys keyfiles.ServerKeys) {
+	r.mu.Lock()
+	r.serverPublic = r.serverPublic[:0]
+	for _, p := range keys.Pairs() {
+		r.serverPublic = append(r.serverPublic, p.Public)
+	}
+	r.mu.Unlock()
+	attrs := []any{"public_key", keys.Current.Public.String()}
+	if keys.Previous != nil {
+		attrs = append(attrs, "previous_public_key", keys.Previous.Public.String())
+	}
+	r.log.Info("server keys in force", attrs...)
+}
+
+// reloadAllowlist loads the allowlist directory, puts it in force, and
+// closes the live sessions of keys that are no longer allowed.
+func (r *inboundRoute) reloadAllowlist() error {
+	list, err := allowlist.LoadDir(r.cfg.Allowlist)
+	if err != nil {
+		return err
+	}
+	r.policy.SetAllowlist(list)
+	r.mu.Lock()
+	r.allowlistErr = nil
+	r.mu.Unlock()
+	if n := r.relay.CloseWhere(func(key []byte) bool { return !r.policy.Allowed(key) }); n > 0 {
+		r.metrics.Revoked(r.cfg.Name, n)
+		r.log.Info("closed the live sessions of revoked client keys", "sessions", n)
+	}
+	return nil
+}
+
+// allowlistFailed counts and logs a failed allowlist load and remembers it
+// for readiness.
+func (r *inboundRoute) allowlistFailed(err error) {
+	r.metrics.ReloadError("allowlist:" + r.cfg.Name)
+	r.mu.Lock()
+	r.allowlistErr = err
+	r.mu.Unlock()
+	if r.policy.Ready() {
+		r.log.Error("allowlist not reloaded; the last good allowlist stays in force", "dir", r.cfg.Allowlist, "error", err)
+	} else {
+		r.log.Error("allowlist not loaded; refusing every connection until it is", "dir", r.cfg.Allowlist, "error", err)
+	}
+}
+
+// ready reports whether the route serves: keys are loaded (Open saw to
+// that), the listener is bound, and an allowlist is in force that lets
+// somebody in.
+func (r *inboundRoute) ready() error {
+	r.mu.Lock()
+	lastErr := r.allowlistErr
+	r.mu.Unlock()
+	list := r.policy.Allowlist()
+	switch {
+	case list == nil && lastErr != nil:
+		return fmt.Errorf("allowlist not loaded from %s: %w", r.cfg.Allowlist, lastErr)
+	case list == nil:
+		return fmt.Errorf("allowlist not loaded from %s yet", r.cfg.Allowlist)
+	case list.Len() == 0 && r.policy.Mode() == policy.Enforce:
+		return fmt.Errorf("allowlist %s is empty: no client can connect", r.cfg.Allowlist)
+	}
+	return nil
+}
+
+// curvePairs converts loaded server keys to the curve package's keypairs,
+// current first.
+func curvePairs(keys keyfiles.ServerKeys) ([]curve.KeyPair, error) {
+	var pairs []curve.KeyPair
+	for _, p := range keys.Pairs() {
+		cp, err := curvePair(p)
+		if err != nil {
+			return nil, err
+		}
+		pairs = append(pairs, cp)
+	}
+	return pairs, nil
+}
+
+// curvePair converts a keypair to the curve package's type.
+func curvePair(p keyfiles.KeyPair) (curve.KeyPair, error) {
+	secret := p.Secret.Bytes()
+	if len(secret) != curve.KeySize {
+		return curve.KeyPair{}, errors.New("secret key has the wrong size")
+	}
+	var cp curve.KeyPair
+	cp.Public = curve.PublicKey(p.Public)
+	copy(cp.Secret[:], secret)
+	clear(secret)
+	return cp, nil
+}
+
+// gatedListener closes every accepted connection at once while open says
+// no: an inbound route accepts nobody until its allowlist is loaded.
+type gatedListener struct {
+	net.Listener
+	open func() bool
+	log  *slog.Logger
+}
+
+// Accept returns the next connection accepted while the gate is open.
+func (g *gatedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := g.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if g.open() {
+			return c, nil
+		}
+		g.log.Debug("connection closed: allowlist not loaded", "remote", c.RemoteAddr().String())
+		_ = c.Close()
+	}
+}

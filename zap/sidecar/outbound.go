@@ -1,0 +1,139 @@
+package sidecar
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/zmqauth/zmqauth/keygen"
+	"github.com/zmqauth/zmqauth/zap/keyfiles"
+	"github.com/zmqauth/zmqauth/zap/metrics"
+	"github.com/zmqauth/zmqauth/zap/relay"
+	"github.com/zmqauth/zmqauth/zap/watch"
+	"github.com/zmqauth/zmqauth/zmtp"
+	"github.com/zmqauth/zmqauth/zmtp/curve"
+)
+
+// outboundRoute is one client-side route and its sources.
+type outboundRoute struct {
+	cfg     OutboundRoute
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	ln      net.Listener
+	relay   *relay.Outbound
+	// keys is the client keypair in force; serverKey the server's public
+	// key. Each new dial reads both.
+	keys      atomic.Pointer[curve.KeyPair]
+	serverKey atomic.Pointer[keygen.PublicKey]
+	// serverKeyFile is the file the server key comes from; "" when it was
+	// given as a Z85 key.
+	serverKeyFile string
+}
+
+// newOutbound loads the route's keypair and server key (both must be
+// there) and binds its listener.
+func newOutbound(rc OutboundRoute, conn zmtp.Config, m *metrics.Metrics, log *slog.Logger) (*outboundRoute, error) {
+	r := &outboundRoute{cfg: rc, metrics: m, log: log.With("route", rc.Name)}
+	if err := r.reloadKeys(); err != nil {
+		return nil, fmt.Errorf("route %s: client keys: %w", rc.Name, err)
+	}
+	if st, err := os.Stat(rc.ServerKey); err == nil && !st.IsDir() {
+		r.serverKeyFile = rc.ServerKey
+	}
+	if err := r.reloadServerKey(); err != nil {
+		return nil, fmt.Errorf("route %s: server key: %w", rc.Name, err)
+	}
+	server, _ := NormalizeAddr(rc.Server)
+	r.relay = &relay.Outbound{
+		Route:        rc.Name,
+		App:          conn,
+		ServerAddr:   server,
+		Network:      conn,
+		NewMechanism: r.mechanism,
+		Metrics:      m,
+		Logger:       log,
+	}
+	var err error
+	r.ln, err = listen(rc.Name, rc.Listen)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// start runs the route's relay and watchers.
+func (r *outboundRoute) start(ctx context.Context, interval time.Duration, goRun func(func()), fail func(error)) {
+	goRun(func() { fail(r.relay.Serve(ctx, r.ln)) })
+	goRun(func() {
+		watch.Dir(ctx, r.cfg.Keys, interval, r.reloadKeys, func(err error) {
+			r.metrics.ReloadError("keys:" + r.cfg.Name)
+			r.log.Error("client keys not reloaded; the last good keys stay in force", "dir", r.cfg.Keys, "error", err)
+		})
+	})
+	if r.serverKeyFile != "" {
+		goRun(func() {
+			watch.Dir(ctx, filepath.Dir(r.serverKeyFile), interval, r.reloadServerKey, func(err error) {
+				r.metrics.ReloadError("server-key:" + r.cfg.Name)
+				r.log.Error("server key not reloaded; the last good key stays in force", "file", r.serverKeyFile, "error", err)
+			})
+		})
+	}
+}
+
+// mechanism builds the CURVE client for one new connection from the keys
+// in force now.
+func (r *outboundRoute) mechanism() (zmtp.Mechanism, error) {
+	keys, server := r.keys.Load(), r.serverKey.Load()
+	c, err := curve.NewClient(curve.ClientConfig{Key: *keys, ServerKey: curve.PublicKey(*server)})
+	if err != nil {
+		return nil, fmt.Errorf("route %s: %w", r.cfg.Name, err)
+	}
+	return c, nil
+}
+
+// reloadKeys puts the keypair directory's keys in force for new
+// connections.
+func (r *outboundRoute) reloadKeys() error {
+	kp, err := keyfiles.LoadClientKeys(r.cfg.Keys)
+	if err != nil {
+		return err
+	}
+	if old := r.keys.Load(); old != nil && old.Public == curve.PublicKey(kp.Public) {
+		return nil
+	}
+	cp, err := curvePair(kp)
+	if err != nil {
+		return err
+	}
+	r.keys.Store(&cp)
+	r.log.Info("client keys in force", "public_key", kp.Public.String())
+	return nil
+}
+
+// reloadServerKey reads the server's public key, from its file or as
+// given.
+func (r *outboundRoute) reloadServerKey() error {
+	arg := r.cfg.ServerKey
+	if r.serverKeyFile != "" {
+		arg = r.serverKeyFile
+	}
+	k, err := keyfiles.ReadPublicKey(arg)
+	if err != nil {
+		return err
+	}
+	if old := r.serverKey.Load(); old != nil && *old == k {
+		return nil
+	}
+	r.serverKey.Store(&k)
+	r.log.Info("server key in force", "server_key", k.String())
+	return nil
+}
+
+// ready reports whether the route serves. Its keys were loaded by Open and
+// a failed reload keeps them, so it always does.
+func (r *outboundRoute) ready() error { return nil }
