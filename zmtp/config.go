@@ -39,7 +39,9 @@ type Config struct {
 	// what the peer announced where the mechanism allows, replacing
 	// SocketType, Identity and Properties. The socket-type compatibility
 	// check is then skipped (a relay checks at its two ends); the peer must
-	// still announce a valid Socket-Type.
+	// still announce a valid Socket-Type. With NULL, the side that has
+	// LocalMetadata speaks second, so two such sides would wait for each
+	// other until the handshake timeout.
 	LocalMetadata func(peer *HandshakeResult) (Metadata, error)
 	// MaxFrameSize limits a received frame (default 256 MiB). A frame over
 	// it is refused from its header, before its body is read or allocated.
