@@ -30,6 +30,8 @@ type inboundRoute struct {
 	server  *curve.Server
 	relay   *relay.Inbound
 
+	keys    keyfiles.ServerKeys // as loaded by Open, for load to log
+
 	mu           sync.Mutex
 	serverPublic []keygen.PublicKey // the key set in force, current first
 	allowlistErr error              // the last allowlist load failure, until one succeeds
@@ -57,7 +59,7 @@ func newInbound(rc InboundRoute, conn zmtp.Config, m *metrics.Metrics, log *slog
 	if err != nil {
 		return nil, fmt.Errorf("route %s: server keys: %w", rc.Name, err)
 	}
-	r.noteKeys(keys)
+	r.keys = keys
 
 	app, _ := NormalizeAddr(rc.App)
 	network := conn
@@ -70,14 +72,22 @@ func newInbound(rc InboundRoute, conn zmtp.Config, m *metrics.Metrics, log *slog
 		Metrics: m,
 		Logger:  log,
 	}
-	if err := r.reloadAllowlist(); err != nil {
-		r.allowlistFailed(err)
-	}
 	r.ln, err = listen(rc.Name, rc.Listen)
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// load runs once Open can no longer fail: it logs the keys in force and
+// loads the allowlist (whose failure leaves the route closed, not Open
+// failed). Nothing is logged before, so that a failed start prints only
+// its reason.
+func (r *inboundRoute) load() {
+	r.noteKeys(r.keys)
+	if err := r.reloadAllowlist(); err != nil {
+		r.allowlistFailed(err)
+	}
 }
 
 // start runs the route's relay and watchers.

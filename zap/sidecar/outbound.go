@@ -85,6 +85,13 @@ func (r *outboundRoute) start(ctx context.Context, interval time.Duration, goRun
 	}
 }
 
+// load runs once Open can no longer fail and logs the keys Open loaded
+// (later changes are logged as they are loaded).
+func (r *outboundRoute) load() {
+	r.log.Info("client keys in force", "public_key", keygen.PublicKey(r.keys.Load().Public).String())
+	r.log.Info("server key in force", "server_key", r.serverKey.Load().String())
+}
+
 // mechanism builds the CURVE client for one new connection from the keys
 // in force now.
 func (r *outboundRoute) mechanism() (zmtp.Mechanism, error) {
@@ -110,8 +117,9 @@ func (r *outboundRoute) reloadKeys() error {
 	if err != nil {
 		return err
 	}
-	r.keys.Store(&cp)
-	r.log.Info("client keys in force", "public_key", kp.Public.String())
+	if r.keys.Swap(&cp) != nil {
+		r.log.Info("client keys in force", "public_key", kp.Public.String())
+	}
 	return nil
 }
 
@@ -129,8 +137,9 @@ func (r *outboundRoute) reloadServerKey() error {
 	if old := r.serverKey.Load(); old != nil && *old == k {
 		return nil
 	}
-	r.serverKey.Store(&k)
-	r.log.Info("server key in force", "server_key", k.String())
+	if r.serverKey.Swap(&k) != nil {
+		r.log.Info("server key in force", "server_key", k.String())
+	}
 	return nil
 }
 

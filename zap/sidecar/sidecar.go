@@ -99,6 +99,12 @@ func Open(cfg Config, opts Options) (_ *Sidecar, err error) {
 			return nil, fmt.Errorf("admin: %w", err)
 		}
 	}
+	for _, r := range s.inbound {
+		r.load()
+	}
+	for _, r := range s.outbound {
+		r.load()
+	}
 	return s, nil
 }
 
