@@ -30,7 +30,7 @@ type inboundRoute struct {
 	server  *curve.Server
 	relay   *relay.Inbound
 
-	keys    keyfiles.ServerKeys // as loaded by Open, for load to log
+	keys keyfiles.ServerKeys // as loaded by Open, for load to log
 
 	mu           sync.Mutex
 	serverPublic []keygen.PublicKey // the key set in force, current first
