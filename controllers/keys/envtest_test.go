@@ -1,0 +1,437 @@
+package keys_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/zmqauth/zmqauth/api/v1alpha1"
+	"github.com/zmqauth/zmqauth/controllers/keys"
+	"github.com/zmqauth/zmqauth/controllers/keys/keystest"
+	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/keygen"
+)
+
+const timeout = 30 * time.Second
+
+// TestKeysEnvtest runs the keys reconcilers against a real API server: one
+// control plane, one namespace and manager per subtest.
+func TestKeysEnvtest(t *testing.T) {
+	env := keystest.Start(t)
+	t.Run("Layout", func(t *testing.T) { t.Parallel(); testLayout(t, env) })
+	t.Run("RestartKeepsKey", func(t *testing.T) { t.Parallel(); testRestartKeepsKey(t, env) })
+	t.Run("Conflict", func(t *testing.T) { t.Parallel(); testConflict(t, env) })
+	t.Run("Repair", func(t *testing.T) { t.Parallel(); testRepair(t, env) })
+	t.Run("Lost", func(t *testing.T) { t.Parallel(); testLost(t, env) })
+}
+
+func server(ns, name, secret string) *v1alpha1.CurveServer {
+	return &v1alpha1.CurveServer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.CurveServerSpec{SecretName: secret},
+	}
+}
+
+func curveClient(ns, name, secret string) *v1alpha1.CurveClient {
+	return &v1alpha1.CurveClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.CurveClientSpec{SecretName: secret},
+	}
+}
+
+func create(t *testing.T, env *keystest.Env, obj client.Object) {
+	t.Helper()
+	if err := env.Client.Create(context.Background(), obj); err != nil {
+		t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+func getSecret(ctx context.Context, env *keystest.Env, ns, name string) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s)
+	return s, err
+}
+
+// waitKey waits until obj's status has KeyReady=True for revision rev (0:
+// any) and a public key, and returns the fresh object.
+func waitKey[T client.Object](t *testing.T, env *keystest.Env, obj T, kind keys.Kind, rev int64) T {
+	t.Helper()
+	keystest.Eventually(t, timeout, "KeyReady for "+obj.GetName(), func(ctx context.Context) (bool, error) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return false, err
+		}
+		f := kind.Fields(obj)
+		c := meta.FindStatusCondition(*f.Conditions, v1alpha1.ConditionKeyReady)
+		return c != nil && c.Status == metav1.ConditionTrue && *f.PublicKey != "" &&
+			(rev == 0 || *f.KeyRevision == rev) && *f.ObservedGeneration == obj.GetGeneration(), nil
+	})
+	return obj
+}
+
+// checkLayout checks a keypair Secret against the shared layout and the
+// object's status, and returns its keypair.
+func checkLayout(t *testing.T, secret *corev1.Secret, obj client.Object, kind keys.Kind) keygen.KeyPair {
+	t.Helper()
+	if secret.Type != secretlayout.SecretType {
+		t.Errorf("Secret type %q, want %q", secret.Type, secretlayout.SecretType)
+	}
+	if secret.Labels[secretlayout.LabelManagedBy] != secretlayout.ManagedBy {
+		t.Errorf("Secret labels %v lack %s", secret.Labels, secretlayout.LabelManagedBy)
+	}
+	ref := metav1.GetControllerOf(secret)
+	if ref == nil || ref.UID != obj.GetUID() || ref.Kind != kind.Name || ref.APIVersion != v1alpha1.GroupVersion.String() ||
+		ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
+		t.Errorf("Secret controller reference %+v, want %s %s uid %s", ref, kind.Name, obj.GetName(), obj.GetUID())
+	}
+	kp, err := secretlayout.ParseKeyPair(secret)
+	if err != nil {
+		t.Fatalf("ParseKeyPair: %v", err)
+	}
+	if len(secret.Data[secretlayout.KeyPublic]) != 40 || len(secret.Data[secretlayout.KeySecret]) != 40 {
+		t.Errorf("public.key/secret.key are not bare 40-character Z85")
+	}
+	pubCert, err := keygen.ParsePublicCertificate(secret.Data[secretlayout.KeyCertificate])
+	if err != nil {
+		t.Fatalf("curve.key: %v", err)
+	}
+	secCert, err := keygen.ParseSecretCertificate(secret.Data[secretlayout.KeySecretCertificate])
+	if err != nil {
+		t.Fatalf("curve.key_secret: %v", err)
+	}
+	wantName := obj.GetNamespace() + "/" + obj.GetName()
+	if pubCert.PublicKey != kp.Public || secCert.PublicKey != kp.Public || !secCert.SecretKey.Equal(kp.Secret) {
+		t.Errorf("zcert files do not hold the keypair of public.key/secret.key")
+	}
+	if pubCert.Metadata["name"] != wantName || secCert.Metadata["name"] != wantName {
+		t.Errorf("zcert metadata name %q/%q, want %q", pubCert.Metadata["name"], secCert.Metadata["name"], wantName)
+	}
+	if got := *kind.Fields(obj).PublicKey; got != kp.Public.String() {
+		t.Errorf("status.publicKey %q, Secret public.key %q", got, kp.Public)
+	}
+	return kp
+}
+
+func dataKeys(s *corev1.Secret) []string {
+	var out []string
+	for k := range s.Data {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func testLayout(t *testing.T, env *keystest.Env) {
+	ns := env.Namespace(t)
+	env.StartManager(t, ns, nil)
+	tests := []struct {
+		name string
+		obj  client.Object
+		kind keys.Kind
+	}{
+		{"server", server(ns, "bus", "bus-keys"), keys.ServerKind()},
+		{"client", curveClient(ns, "collector", "collector-keys"), keys.ClientKind()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			create(t, env, tt.obj)
+			obj := waitKey(t, env, tt.obj, tt.kind, 1)
+			f := tt.kind.Fields(obj)
+			secret, err := getSecret(context.Background(), env, ns, f.SecretName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLayout(t, secret, obj, tt.kind)
+			want := []string{"curve.key", "curve.key_secret", "public.key", "secret.key"}
+			if got := dataKeys(secret); !slices.Equal(got, want) {
+				t.Errorf("Secret data keys %v, want %v", got, want)
+			}
+			if *f.KeyRevision != 1 || *f.PreviousPublicKey != "" {
+				t.Errorf("status keyRevision %d previousPublicKey %q", *f.KeyRevision, *f.PreviousPublicKey)
+			}
+			// The CRD defaults rotation to 720h/24h.
+			last, next := *f.LastRotationTime, *f.NextRotationTime
+			if last == nil || next == nil || next.Sub(last.Time) != 720*time.Hour {
+				t.Errorf("lastRotationTime %v nextRotationTime %v, want 720h apart", last, next)
+			}
+			if secret.Annotations[secretlayout.AnnotationKeyRevision] != "1" {
+				t.Errorf("revision annotation %q", secret.Annotations[secretlayout.AnnotationKeyRevision])
+			}
+			rot := meta.FindStatusCondition(*f.Conditions, v1alpha1.ConditionRotating)
+			if rot == nil || rot.Status != metav1.ConditionFalse {
+				t.Errorf("Rotating condition %+v, want False", rot)
+			}
+			ready := meta.FindStatusCondition(*f.Conditions, v1alpha1.ConditionReady)
+			if ready == nil || ready.Status == metav1.ConditionFalse {
+				t.Errorf("Ready condition %+v: nothing has failed", ready)
+			}
+			ev := env.WaitEvent(t, ns, obj.GetName(), keys.EventKeyGenerated)
+			if ev.Type != corev1.EventTypeNormal {
+				t.Errorf("KeyGenerated event type %s", ev.Type)
+			}
+		})
+	}
+}
+
+func testRestartKeepsKey(t *testing.T, env *keystest.Env) {
+	ns := env.Namespace(t)
+	mgr := env.StartManager(t, ns, nil)
+	srv := server(ns, "bus", "bus-keys")
+	cli := curveClient(ns, "app", "app-keys")
+	create(t, env, srv)
+	create(t, env, cli)
+	srv = waitKey(t, env, srv, keys.ServerKind(), 1)
+	cli = waitKey(t, env, cli, keys.ClientKind(), 1)
+	ctx := context.Background()
+	before := map[string]*corev1.Secret{}
+	for _, name := range []string{"bus-keys", "app-keys"} {
+		s, err := getSecret(ctx, env, ns, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[name] = s
+	}
+	mgr.Stop(t)
+
+	env.StartManager(t, ns, nil)
+	// A spec change makes the new manager reconcile and rewrite status.
+	srv.Spec.Rotation = &v1alpha1.RotationSpec{Period: &metav1.Duration{Duration: 48 * time.Hour}, Overlap: &metav1.Duration{Duration: time.Hour}}
+	if err := env.Client.Update(ctx, srv); err != nil {
+		t.Fatal(err)
+	}
+	keystest.Eventually(t, timeout, "new manager reconciles the spec change", func(ctx context.Context) (bool, error) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(srv), srv); err != nil {
+			return false, err
+		}
+		n := srv.Status.NextRotationTime
+		return srv.Status.ObservedGeneration == srv.Generation && n != nil && n.Sub(srv.Status.LastRotationTime.Time) == 48*time.Hour, nil
+	})
+	env.Poke(t, cli)
+	time.Sleep(time.Second) // give the new manager time to do anything wrong
+	for name, old := range before {
+		s, err := getSecret(ctx, env, ns, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ResourceVersion != old.ResourceVersion {
+			t.Errorf("Secret %s was rewritten by the restarted manager", name)
+		}
+		for _, k := range secretlayout.KeyFiles {
+			if string(s.Data[k]) != string(old.Data[k]) {
+				t.Errorf("Secret %s: %s changed across the restart", name, k)
+			}
+		}
+	}
+	if srv.Status.KeyRevision != 1 || srv.Status.PublicKey != string(before["bus-keys"].Data["public.key"]) {
+		t.Errorf("server status after restart: revision %d key %s", srv.Status.KeyRevision, srv.Status.PublicKey)
+	}
+}
+
+func testConflict(t *testing.T, env *keystest.Env) {
+	ns := env.Namespace(t)
+	mgr := env.StartManager(t, ns, nil)
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		secret *corev1.Secret
+	}{
+		{"unlabeled Opaque Secret", &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "mine", Namespace: ns},
+			Data:       map[string][]byte{"password": []byte("hunter2")},
+		}},
+		{"labeled curve Secret without owner", &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "handmade", Namespace: ns,
+				Labels: map[string]string{secretlayout.LabelManagedBy: secretlayout.ManagedBy}},
+			Type: secretlayout.SecretType,
+			Data: map[string][]byte{"public.key": []byte("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")},
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := env.Client.Create(ctx, tt.secret); err != nil {
+				t.Fatal(err)
+			}
+			orig := tt.secret.DeepCopy()
+			srv := server(ns, fmt.Sprintf("srv%d", i), tt.secret.Name)
+			create(t, env, srv)
+			keystest.Eventually(t, timeout, "SecretConflict condition", func(ctx context.Context) (bool, error) {
+				if err := env.Client.Get(ctx, client.ObjectKeyFromObject(srv), srv); err != nil {
+					return false, err
+				}
+				c := meta.FindStatusCondition(srv.Status.Conditions, v1alpha1.ConditionKeyReady)
+				r := meta.FindStatusCondition(srv.Status.Conditions, v1alpha1.ConditionReady)
+				return c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonSecretConflict &&
+					r != nil && r.Status == metav1.ConditionFalse && r.Reason == v1alpha1.ReasonSecretConflict, nil
+			})
+			ev := env.WaitEvent(t, ns, srv.Name, keys.EventSecretConflict)
+			if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Note, tt.secret.Name) {
+				t.Errorf("conflict event %s %q", ev.Type, ev.Note)
+			}
+			time.Sleep(500 * time.Millisecond)
+			got, err := getSecret(ctx, env, ns, tt.secret.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ResourceVersion != orig.ResourceVersion || len(got.OwnerReferences) != 0 {
+				t.Errorf("the user's Secret was modified")
+			}
+			if srv.Status.PublicKey != "" {
+				t.Errorf("status.publicKey %q set from a Secret zmqauth does not own", srv.Status.PublicKey)
+			}
+		})
+	}
+	// The manager's cache holds only zmqauth's Secrets.
+	err := mgr.GetCache().Get(ctx, types.NamespacedName{Namespace: ns, Name: "mine"}, &corev1.Secret{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("cache Get of an unlabeled Secret: %v, want NotFound", err)
+	}
+}
+
+func testRepair(t *testing.T, env *keystest.Env) {
+	ns := env.Namespace(t)
+	env.StartManager(t, ns, nil)
+	ctx := context.Background()
+	other, err := keygen.GenerateKeyPair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		kind    keys.Kind
+		edit    func(d map[string][]byte)
+		touched []string
+	}{
+		{"server: curve.key deleted and public.key changed", keys.ServerKind(), func(d map[string][]byte) {
+			delete(d, secretlayout.KeyCertificate)
+			d[secretlayout.KeyPublic] = []byte(other.Public.String())
+		}, []string{"curve.key", "public.key"}},
+		{"server: curve.key_secret garbage", keys.ServerKind(), func(d map[string][]byte) {
+			d[secretlayout.KeySecretCertificate] = []byte("#   junk\n")
+		}, []string{"curve.key_secret"}},
+		{"client: public.key deleted", keys.ClientKind(), func(d map[string][]byte) {
+			delete(d, secretlayout.KeyPublic)
+		}, []string{"public.key"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			secretName := fmt.Sprintf("keys-%d", i)
+			var obj client.Object = server(ns, fmt.Sprintf("obj%d", i), secretName)
+			if tt.kind.Name == "CurveClient" {
+				obj = curveClient(ns, fmt.Sprintf("obj%d", i), secretName)
+			}
+			create(t, env, obj)
+			obj = waitKey(t, env, obj, tt.kind, 1)
+			s, err := getSecret(ctx, env, ns, secretName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := checkLayout(t, s, obj, tt.kind)
+			tt.edit(s.Data)
+			// As `kubectl edit` would: a whole-object update by another manager.
+			if err := env.Client.Update(ctx, s, client.FieldOwner("kubectl-edit")); err != nil {
+				t.Fatal(err)
+			}
+			keystest.Eventually(t, timeout, "Secret repaired", func(ctx context.Context) (bool, error) {
+				s, err = getSecret(ctx, env, ns, secretName)
+				if err != nil {
+					return false, err
+				}
+				_, err := secretlayout.ParseKeyPair(s)
+				return err == nil, nil
+			})
+			obj = waitKey(t, env, obj, tt.kind, 1)
+			got := checkLayout(t, s, obj, tt.kind)
+			if got.Public != want.Public || !got.Secret.Equal(want.Secret) {
+				t.Fatal("repair changed the key")
+			}
+			ev := env.WaitEvent(t, ns, obj.GetName(), keys.EventSecretRepaired)
+			if ev.Type != corev1.EventTypeWarning {
+				t.Errorf("repair event type %s", ev.Type)
+			}
+			for _, k := range tt.touched {
+				if !strings.Contains(ev.Note, k) {
+					t.Errorf("repair event %q does not name %s", ev.Note, k)
+				}
+			}
+			if strings.Contains(ev.Note, want.Secret.Z85()) {
+				t.Fatal("repair event contains the secret key")
+			}
+		})
+	}
+}
+
+func testLost(t *testing.T, env *keystest.Env) {
+	ns := env.Namespace(t)
+	env.StartManager(t, ns, nil)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		kind keys.Kind
+		lose func(t *testing.T, s *corev1.Secret)
+	}{
+		{"server: Secret deleted", keys.ServerKind(), func(t *testing.T, s *corev1.Secret) {
+			if err := env.Client.Delete(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"client: Secret deleted", keys.ClientKind(), func(t *testing.T, s *corev1.Secret) {
+			if err := env.Client.Delete(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"server: secret.key removed", keys.ServerKind(), func(t *testing.T, s *corev1.Secret) {
+			delete(s.Data, secretlayout.KeySecret)
+			if err := env.Client.Update(ctx, s, client.FieldOwner("kubectl-edit")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"server: secret.key invalid", keys.ServerKind(), func(t *testing.T, s *corev1.Secret) {
+			s.Data[secretlayout.KeySecret] = []byte("not a key")
+			if err := env.Client.Update(ctx, s, client.FieldOwner("kubectl-edit")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			secretName := fmt.Sprintf("keys-%d", i)
+			var obj client.Object = server(ns, fmt.Sprintf("obj%d", i), secretName)
+			if tt.kind.Name == "CurveClient" {
+				obj = curveClient(ns, fmt.Sprintf("obj%d", i), secretName)
+			}
+			create(t, env, obj)
+			obj = waitKey(t, env, obj, tt.kind, 1)
+			s, err := getSecret(ctx, env, ns, secretName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := checkLayout(t, s, obj, tt.kind)
+			tt.lose(t, s)
+			obj = waitKey(t, env, obj, tt.kind, 2)
+			s, err = getSecret(ctx, env, ns, secretName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := checkLayout(t, s, obj, tt.kind)
+			if got.Public == old.Public {
+				t.Fatal("the key was not replaced")
+			}
+			if s.Annotations[secretlayout.AnnotationKeyRevision] != "2" {
+				t.Errorf("revision annotation %q, want 2", s.Annotations[secretlayout.AnnotationKeyRevision])
+			}
+			ev := env.WaitEvent(t, ns, obj.GetName(), keys.EventKeyLost)
+			if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Note, got.Public.String()) {
+				t.Errorf("KeyLost event %s %q", ev.Type, ev.Note)
+			}
+		})
+	}
+}

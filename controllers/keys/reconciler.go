@@ -1,0 +1,360 @@
+package keys
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/zmqauth/zmqauth/api/v1alpha1"
+	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/keygen"
+)
+
+// Event reasons of the keys reconciler.
+const (
+	// EventKeyGenerated: the first keypair was generated (Normal).
+	EventKeyGenerated = v1alpha1.ReasonKeyGenerated
+	// EventKeyLost: the keypair Secret or its secret key was gone or
+	// invalid, so a new keypair replaced it (Warning).
+	EventKeyLost = "KeyLost"
+	// EventSecretRepaired: files of the keypair Secret were rewritten from
+	// its intact secret key; the key is unchanged (Warning).
+	EventSecretRepaired = "SecretRepaired"
+	// EventSecretAdopted: an existing Secret controlled by the object was
+	// taken into management (label added) unchanged (Normal).
+	EventSecretAdopted = "SecretAdopted"
+	// EventSecretConflict: the named Secret belongs to someone else (Warning).
+	EventSecretConflict = v1alpha1.ReasonSecretConflict
+)
+
+// conflictRecheck is how often a Secret conflict is looked at again: the
+// foreign Secret is not in the cache, so its deletion is not seen.
+const conflictRecheck = time.Minute
+
+// Reconciler keeps the keypair Secret of every object of one Kind (create
+// once, adopt, repair, replace when lost) and is the only writer of the
+// key fields of its status (publicKey, previousPublicKey, keyRevision,
+// lastRotationTime, nextRotationTime, lastRotationRequest) and of the
+// KeyReady, Rotating and Ready conditions, all mirrored from the Secret.
+// Rotation itself is the rotation package's: it writes only the Secret.
+type Reconciler struct {
+	// Client reads through the manager's cache, which holds only Secrets
+	// labeled zmqauth.io/managed-by=zmqauth.
+	Client client.Client
+	// APIReader reads from the API server: a Secret the cache does not hold.
+	APIReader client.Reader
+	// Recorder emits Events.
+	Recorder events.EventRecorder
+	// Clock stamps new keys.
+	Clock clock.PassiveClock
+	// Kind is the kind reconciled.
+	Kind Kind
+	// Metrics counts errors.
+	Metrics *Metrics
+}
+
+// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers;curveclients,verbs=get;list;watch
+// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/status;curveclients/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// SetupWithManager registers the reconciler: it runs on changes of the
+// object's spec and of the Secrets it controls.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("keys-"+strings.ToLower(r.Kind.Name)).
+		For(r.Kind.NewObject(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&corev1.Secret{}).
+		Complete(r)
+}
+
+// outcome is what ensuring the Secret found: the key state when there is a
+// valid one, and the KeyReady condition.
+type outcome struct {
+	state        *secretlayout.State
+	keyReady     metav1.Condition
+	requeueAfter time.Duration
+}
+
+// Reconcile ensures the keypair Secret of one object and mirrors it into
+// the object's status.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
+	defer func() {
+		if err != nil {
+			r.Metrics.ReconcileErrors.WithLabelValues("keys-" + strings.ToLower(r.Kind.Name)).Inc()
+		}
+	}()
+	obj := r.Kind.NewObject()
+	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !obj.GetDeletionTimestamp().IsZero() {
+		return ctrl.Result{}, nil // the Secret goes with it (owner reference)
+	}
+	before := obj.DeepCopyObject().(client.Object)
+	out, err := r.ensure(ctx, obj)
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		// Another writer got there first, or the Secret vanished while we
+		// looked: start again from a fresh read.
+		log.FromContext(ctx).V(1).Info("retrying after a concurrent change", "reason", err.Error())
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	r.setStatus(obj, out)
+	if !equality.Semantic.DeepEqual(before, obj) {
+		patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+		if err := r.Client.Status().Patch(ctx, obj, patch); err != nil {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+			}
+			return ctrl.Result{}, fmt.Errorf("update %s status: %w", r.Kind.Name, err)
+		}
+	}
+	return ctrl.Result{RequeueAfter: out.requeueAfter}, nil
+}
+
+// ensure makes the keypair Secret exist and hold a valid key state.
+func (r *Reconciler) ensure(ctx context.Context, obj client.Object) (outcome, error) {
+	key := types.NamespacedName{Namespace: obj.GetNamespace(), Name: r.Kind.Fields(obj).SecretName}
+	secret := &corev1.Secret{}
+	err := r.Client.Get(ctx, key, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		st, created, err := r.create(ctx, obj)
+		if err != nil {
+			return outcome{}, err
+		}
+		if created {
+			return ready(r.Kind.Fields(obj).SecretName, st), nil
+		}
+		// A Secret of that name exists that the cache does not hold: not
+		// ours, or ours without the label (or just created and not yet
+		// seen). Look at it on the API server.
+		if err := r.APIReader.Get(ctx, key, secret); err != nil {
+			return outcome{}, fmt.Errorf("read existing Secret %s: %w", key, err)
+		}
+	case err != nil:
+		return outcome{}, fmt.Errorf("read Secret %s: %w", key, err)
+	}
+	if !metav1.IsControlledBy(secret, obj) || secret.Type != secretlayout.SecretType {
+		return r.conflict(obj, secret), nil
+	}
+	return r.check(ctx, obj, secret)
+}
+
+// create generates a keypair and creates the Secret. created is false when
+// a Secret of that name already exists; nothing was written then.
+func (r *Reconciler) create(ctx context.Context, obj client.Object) (secretlayout.State, bool, error) {
+	f := r.Kind.Fields(obj)
+	lost := *f.KeyRevision > 0
+	reason := v1alpha1.ReasonKeyGenerated
+	if lost {
+		reason = v1alpha1.ReasonSecretInvalid
+	}
+	st, err := r.newState(obj, *f.KeyRevision+1, reason)
+	if err != nil {
+		return st, false, err
+	}
+	secret, err := r.Kind.NewSecret(obj, st)
+	if err != nil {
+		return st, false, err
+	}
+	if err := r.Client.Create(ctx, secret, client.FieldOwner(FieldOwner)); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return st, false, nil
+		}
+		return st, false, fmt.Errorf("create Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+	}
+	if lost {
+		r.Recorder.Eventf(obj, secret, corev1.EventTypeWarning, EventKeyLost, "ReplaceKey",
+			"Secret %s was deleted: its keypair is lost; generated a new keypair (revision %d, public key %s). Peers that hold the old key must pick up the new one.",
+			secret.Name, st.Revision, st.Current.Public)
+	} else {
+		r.Recorder.Eventf(obj, secret, corev1.EventTypeNormal, EventKeyGenerated, "GenerateKey",
+			"generated keypair revision %d in Secret %s (public key %s)", st.Revision, secret.Name, st.Current.Public)
+	}
+	return st, true, nil
+}
+
+// check validates an existing Secret controlled by obj and writes it back
+// when it is damaged: repaired from secret.key when that is intact,
+// replaced with a new keypair when it is not.
+func (r *Reconciler) check(ctx context.Context, obj client.Object, secret *corev1.Secret) (outcome, error) {
+	f := r.Kind.Fields(obj)
+	kp, keyErr := secretlayout.ParseSecretKeyData(secret)
+	if keyErr != nil {
+		return r.replace(ctx, obj, secret, keyErr)
+	}
+	st := r.repairState(obj, secret, kp)
+	data, err := st.Data(identity(obj))
+	if err != nil {
+		return outcome{}, err
+	}
+	dataKeys, anns, label := diff(secret, data, st.Annotations())
+	if len(dataKeys) == 0 && len(anns) == 0 && !label {
+		return ready(f.SecretName, st), nil
+	}
+	if err := r.Kind.ApplyState(ctx, r.Client, obj, secret.ResourceVersion, st); err != nil {
+		return outcome{}, err
+	}
+	if len(dataKeys) == 0 && len(anns) == 0 {
+		r.Recorder.Eventf(obj, secret, corev1.EventTypeNormal, EventSecretAdopted, "AdoptSecret",
+			"took Secret %s (keypair revision %d, public key %s) into management", secret.Name, st.Revision, st.Current.Public)
+	} else {
+		r.Recorder.Eventf(obj, secret, corev1.EventTypeWarning, EventSecretRepaired, "RepairSecret",
+			"Secret %s was edited: restored %s from its intact secret.key; the key is unchanged (revision %d, public key %s)",
+			secret.Name, strings.Join(append(dataKeys, anns...), ", "), st.Revision, st.Current.Public)
+	}
+	return ready(f.SecretName, st), nil
+}
+
+// replace writes a new keypair into a Secret whose secret key is missing or
+// invalid: there is nothing to repair from.
+func (r *Reconciler) replace(ctx context.Context, obj client.Object, secret *corev1.Secret, keyErr error) (outcome, error) {
+	f := r.Kind.Fields(obj)
+	prev := *f.KeyRevision
+	if rev, err := secretlayout.Revision(secret); err == nil {
+		prev = max(prev, rev)
+	}
+	// A Secret we control that never held a key (created empty, e.g. by a
+	// writer of other entries) gets its first key, not a replacement.
+	first := prev == 0 && !hasAny(secret, managedData)
+	reason := v1alpha1.ReasonSecretInvalid
+	if first {
+		reason = v1alpha1.ReasonKeyGenerated
+	}
+	st, err := r.newState(obj, prev+1, reason)
+	if err != nil {
+		return outcome{}, err
+	}
+	if err := r.Kind.ApplyState(ctx, r.Client, obj, secret.ResourceVersion, st); err != nil {
+		return outcome{}, err
+	}
+	if first {
+		r.Recorder.Eventf(obj, secret, corev1.EventTypeNormal, EventKeyGenerated, "GenerateKey",
+			"generated keypair revision %d in Secret %s (public key %s)", st.Revision, secret.Name, st.Current.Public)
+	} else {
+		r.Recorder.Eventf(obj, secret, corev1.EventTypeWarning, EventKeyLost, "ReplaceKey",
+			"the secret key in Secret %s is lost (%v); generated a new keypair (revision %d, public key %s). Peers that hold the old key must pick up the new one.",
+			secret.Name, keyErr, st.Revision, st.Current.Public)
+	}
+	return ready(f.SecretName, st), nil
+}
+
+// repairState is the key state a Secret with an intact secret key should
+// hold: the same keypair, its bookkeeping from the annotations (else from
+// the status that mirrored them), and the previous key while it is intact.
+func (r *Reconciler) repairState(obj client.Object, secret *corev1.Secret, kp keygen.KeyPair) secretlayout.State {
+	f := r.Kind.Fields(obj)
+	ann := secret.Annotations
+	st := secretlayout.State{Current: kp, RotationReason: ann[secretlayout.AnnotationRotationReason]}
+	if rev, err := secretlayout.Revision(secret); err == nil {
+		st.Revision = rev
+	} else {
+		st.Revision = max(*f.KeyRevision, 1)
+	}
+	if t, err := time.Parse(time.RFC3339, ann[secretlayout.AnnotationRotatedAt]); err == nil {
+		st.RotatedAt = t.UTC()
+	} else if *f.LastRotationTime != nil {
+		st.RotatedAt = (*f.LastRotationTime).UTC().Truncate(time.Second)
+	} else {
+		st.RotatedAt = r.now()
+	}
+	if v, ok := ann[secretlayout.AnnotationRotationRequest]; ok {
+		st.RotationRequest = v
+	} else {
+		st.RotationRequest = *f.LastRotationRequest
+	}
+	pub, pair, err := secretlayout.ParsePrevious(secret)
+	until, uerr := time.Parse(time.RFC3339, ann[secretlayout.AnnotationOverlapUntil])
+	if err != nil || pub == nil || uerr != nil {
+		return st // no overlap, or a damaged one that cannot be trusted: end it
+	}
+	switch {
+	case !r.Kind.KeepPreviousSecret:
+		st.Previous = &keygen.KeyPair{Public: *pub}
+	case pair != nil:
+		st.Previous = pair
+	default:
+		return st // a server's previous public key without its secret is useless
+	}
+	st.OverlapUntil = until.UTC()
+	return st
+}
+
+// newState returns a fresh keypair at the given revision, stamped now. It
+// answers any pending rotation request: a new key is what it asks for.
+func (r *Reconciler) newState(obj client.Object, revision int64, reason string) (secretlayout.State, error) {
+	kp, err := keygen.GenerateKeyPair(nil)
+	if err != nil {
+		return secretlayout.State{}, fmt.Errorf("generate keypair: %w", err)
+	}
+	return secretlayout.State{
+		Current:         kp,
+		Revision:        revision,
+		RotatedAt:       r.now(),
+		RotationRequest: obj.GetAnnotations()[v1alpha1.AnnotationRotate],
+		RotationReason:  reason,
+	}, nil
+}
+
+func (r *Reconciler) now() time.Time { return r.Clock.Now().UTC().Truncate(time.Second) }
+
+// conflict is the outcome for a Secret of the configured name that obj does
+// not control: it is left untouched.
+func (r *Reconciler) conflict(obj client.Object, secret *corev1.Secret) outcome {
+	msg := fmt.Sprintf("Secret %s exists and is not managed by this %s; zmqauth leaves it alone. Delete it or choose another spec.secretName.",
+		secret.Name, r.Kind.Name)
+	if metav1.IsControlledBy(secret, obj) {
+		msg = fmt.Sprintf("Secret %s has type %q, not %s, and a Secret's type cannot change; delete it and zmqauth creates a new keypair.",
+			secret.Name, secret.Type, secretlayout.SecretType)
+	}
+	conds := *r.Kind.Fields(obj).Conditions
+	if c := findCondition(conds, v1alpha1.ConditionKeyReady); c == nil || c.Reason != v1alpha1.ReasonSecretConflict {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventSecretConflict, "CheckSecret", "%s", msg)
+	}
+	return outcome{
+		keyReady: metav1.Condition{
+			Type: v1alpha1.ConditionKeyReady, Status: metav1.ConditionFalse,
+			Reason: v1alpha1.ReasonSecretConflict, Message: msg,
+		},
+		requeueAfter: conflictRecheck,
+	}
+}
+
+// ready is the outcome for a valid key state.
+func ready(secretName string, st secretlayout.State) outcome {
+	return outcome{
+		state: &st,
+		keyReady: metav1.Condition{
+			Type: v1alpha1.ConditionKeyReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled,
+			Message: fmt.Sprintf("keypair revision %d is in Secret %s", st.Revision, secretName),
+		},
+	}
+}
+
+// hasAny reports whether a Secret holds any of the data keys.
+func hasAny(secret *corev1.Secret, keys []string) bool {
+	for _, k := range keys {
+		if _, ok := secret.Data[k]; ok {
+			return true
+		}
+	}
+	return false
+}
