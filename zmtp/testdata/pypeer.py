@@ -49,10 +49,13 @@ Reporting and safety:
 Operations on stdin (each may carry "id", echoed in its reply):
   {"op":"send","parts":[B64...],"repeat":N,"interval_ms":MS}
                                   -> {"event":"sent","count":N}
-  {"op":"recv","timeout_ms":MS,"props":["User-Id",...]}
+  {"op":"recv","timeout_ms":MS,"props":["User-Id",...],"props_part":N}
                                   -> {"event":"recv","parts":[B64...],
                                       "props":{"User-Id":"..."|null}}
                                      or {"event":"timeout"}
+                                  props are read from part N (default 0;
+                                  -1 is the last: a ROUTER's first part is
+                                  the routing id it made, with no metadata)
   {"op":"echo","count":N,"timeout_ms":MS}
                                   -> {"event":"echoed","count":N}
                                      or {"event":"timeout","count":done}
@@ -220,10 +223,11 @@ def do_recv(sock, op):
     if not sock.poll(timeout, zmq.POLLIN):
         return {"event": "timeout"}
     frames = sock.recv_multipart(copy=False)
+    part = frames[int(op.get("props_part", 0))]
     props = {}
     for name in op.get("props", []):
         try:
-            props[name] = frames[0].get(name)
+            props[name] = part.get(name)
         except zmq.ZMQError:
             props[name] = None
     return {"event": "recv", "parts": [b64(f.bytes) for f in frames], "props": props}
