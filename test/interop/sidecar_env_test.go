@@ -1,0 +1,239 @@
+package interop
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zmqauth/zmqauth/keygen"
+	"github.com/zmqauth/zmqauth/zap/keyfiles"
+	"github.com/zmqauth/zmqauth/zap/sidecar"
+)
+
+// reloadInterval keeps the watchers' safety net quick in tests.
+const reloadInterval = sidecar.Duration(250 * time.Millisecond)
+
+// world is the files of one server and one client identity, as the
+// operator would mount them: the server's keypair and allowlist, the
+// client's keypair and the server's public key.
+type world struct {
+	t            *testing.T
+	serverKeys   string // server keypair directory
+	allowlist    string // the server's allowlist directory
+	clientKeys   string // client keypair directory
+	serverKeyRef string // the file the client reads the server's public key from
+
+	server, client keygen.KeyPair
+
+	mu      sync.Mutex
+	secrets []string
+}
+
+// newWorld writes a server and a client identity, the client allowed as
+// "team/client".
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	dir := t.TempDir()
+	w := &world{
+		t:          t,
+		serverKeys: filepath.Join(dir, "server"),
+		allowlist:  filepath.Join(dir, "allowlist"),
+		clientKeys: filepath.Join(dir, "client"),
+	}
+	w.serverKeyRef = filepath.Join(w.clientKeys, "team.server.key")
+	for _, d := range []string{w.serverKeys, w.allowlist, w.clientKeys} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.server = w.newKeyPair()
+	w.client = w.newKeyPair()
+	w.writeKeyDir(w.serverKeys, w.server, nil)
+	w.writeKeyDir(w.clientKeys, w.client, nil)
+	w.writeServerKeyRef(w.server.Public)
+	w.allow("team.client", w.client)
+	return w
+}
+
+// newKeyPair returns a new keypair and remembers its secret, to check that
+// no log shows it.
+func (w *world) newKeyPair() keygen.KeyPair {
+	w.t.Helper()
+	kp, err := keygen.GenerateKeyPair(nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.mu.Lock()
+	w.secrets = append(w.secrets, kp.Secret.Z85())
+	w.mu.Unlock()
+	return kp
+}
+
+// assertNoSecret fails when text contains a secret key, without printing
+// it.
+func (w *world) assertNoSecret(what, text string) {
+	w.t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, s := range w.secrets {
+		if strings.Contains(text, s) {
+			w.t.Errorf("%s contain secret key #%d", what, i)
+		}
+	}
+}
+
+// writeFile replaces path atomically.
+func (w *world) writeFile(path string, data []byte, mode os.FileMode) {
+	w.t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// writeKeyDir writes a keypair directory; previous (server only) becomes
+// previous-secret.key, which is removed when previous is nil.
+func (w *world) writeKeyDir(dir string, kp keygen.KeyPair, previous *keygen.KeyPair) {
+	w.t.Helper()
+	prev := filepath.Join(dir, keyfiles.PreviousSecretFile)
+	if previous != nil {
+		w.writeFile(prev, []byte(previous.Secret.Z85()+"\n"), 0o600)
+	}
+	w.writeFile(filepath.Join(dir, keyfiles.SecretFile), []byte(kp.Secret.Z85()+"\n"), 0o600)
+	w.writeFile(filepath.Join(dir, keyfiles.PublicFile), []byte(kp.Public.String()+"\n"), 0o644)
+	if previous == nil {
+		_ = os.Remove(prev)
+	}
+}
+
+// writeServerKeyRef gives the client the server's public key (as the
+// operator copies it: a zcert public certificate named by the server).
+func (w *world) writeServerKeyRef(k keygen.PublicKey) {
+	w.t.Helper()
+	data, err := keygen.NewCertificate(keygen.KeyPair{Public: k}, nil).MarshalPublic()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.writeFile(w.serverKeyRef, data, 0o644)
+}
+
+// allow adds kp's public certificate to the allowlist as NAME.key.
+func (w *world) allow(name string, kp keygen.KeyPair) {
+	w.t.Helper()
+	data, err := keygen.NewCertificate(keygen.KeyPair{Public: kp.Public}, nil).MarshalPublic()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.writeFile(filepath.Join(w.allowlist, name+".key"), data, 0o644)
+}
+
+// disallow removes NAME.key from the allowlist.
+func (w *world) disallow(name string) {
+	w.t.Helper()
+	if err := os.Remove(filepath.Join(w.allowlist, name+".key")); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// inbound returns the config of an inbound sidecar in front of app.
+func (w *world) inbound(app string) sidecar.Config {
+	return sidecar.Config{
+		Admin:          "127.0.0.1:0",
+		ReloadInterval: reloadInterval,
+		Inbound: []sidecar.InboundRoute{{
+			Name: "server", Listen: "127.0.0.1:0", App: app, Keys: w.serverKeys, Allowlist: w.allowlist,
+		}},
+	}
+}
+
+// outbound returns the config of an outbound sidecar to server.
+func (w *world) outbound(server string) sidecar.Config {
+	return sidecar.Config{
+		Admin:          "127.0.0.1:0",
+		ReloadInterval: reloadInterval,
+		Outbound: []sidecar.OutboundRoute{{
+			Name: "client", Listen: "127.0.0.1:0", Server: server, ServerKey: w.serverKeyRef, Keys: w.clientKeys,
+		}},
+	}
+}
+
+// runningSidecar is a sidecar run in-process by a test.
+type runningSidecar struct {
+	*sidecar.Sidecar
+	logs *lockedBuffer
+}
+
+// start opens and runs a sidecar until cleanup, then checks that it
+// stopped and that its logs hold no secret key.
+func (w *world) start(cfg sidecar.Config) *runningSidecar {
+	w.t.Helper()
+	logs := &lockedBuffer{}
+	s, err := sidecar.Open(cfg, sidecar.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		w.t.Fatalf("sidecar: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	w.t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				w.t.Errorf("sidecar: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			w.t.Error("sidecar did not stop")
+		}
+		w.assertNoSecret("sidecar logs", logs.String())
+		if w.t.Failed() {
+			w.t.Logf("sidecar logs:\n%s", logs.String())
+		}
+	})
+	return &runningSidecar{Sidecar: s, logs: logs}
+}
+
+// addr returns the address of route name as a tcp:// endpoint.
+func (s *runningSidecar) endpoint(name string) string {
+	return "tcp://" + s.Addr(name).String()
+}
+
+// metric returns the value of a metric with the given labels (0 when
+// absent).
+func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue next
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				total += c.GetValue()
+			} else {
+				total += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return total
+}
