@@ -1,0 +1,378 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Goals of the sidecar benchmarks (the issue's).
+const (
+	sidecarThrGoalSmall = 0.7      // at 64 B, sidecars ÷ direct
+	sidecarThrGoalLarge = 1.0      // at 64 KiB
+	sidecarAddedP50Goal = 60.0     // µs added at p50
+	sidecarRSSGoal      = 64 << 20 // bytes with the idle sessions
+	latencySize         = 64       // bytes per REQ/REP message
+)
+
+// sidecar is benchmark 3: libzmq CURVE end to end against the same libzmq
+// programs talking NULL through an outbound and an inbound sidecar, and the
+// inbound sidecar's memory with many idle sessions.
+func (b *bench) sidecar(ctx context.Context, rep *report) error {
+	rep.addf("\n## 3. The sidecar: libzmq CURVE direct vs libzmq NULL through two sidecars\n\n")
+	if b.zmqErr != nil {
+		rep.addf("Skipped: %v.\n", b.zmqErr)
+		return nil
+	}
+	rep.addf("Direct: the libzmq programs of `bench/c` with CURVE (client → server). Through the sidecars: the same " +
+		"programs with NULL, client → `zmqauth sidecar outbound` → (CURVE) → `zmqauth sidecar inbound` → server, " +
+		"with key files made by `zmqauth keygen` and an allowlist directory holding the client's certificate. " +
+		"Each run starts fresh processes, sidecars included.\n")
+
+	// Throughput.
+	direct := &thrVariant{name: "libzmq CURVE direct", run: b.libzmqCurveThr}
+	relayed := &thrVariant{name: "libzmq NULL via sidecars", run: func(ctx context.Context, size int) (map[string]float64, error) {
+		pull := []string{b.c["zmq_thr"], "pull", "tcp://127.0.0.1:*", fmt.Sprint(size), secs(b.o.warmup), secs(b.o.duration)}
+		return b.viaSidecars(ctx, "thr", pull, func(endpoint string) []string {
+			return []string{b.c["zmq_thr"], "push", endpoint, fmt.Sprint(size)}
+		}, true)
+	}}
+	if err := b.measureThr(ctx, "sidecar throughput", []*thrVariant{direct, relayed}); err != nil {
+		return err
+	}
+	rep.addf("\n### Throughput (PUSH → PULL, one connection)\n\n**Ratio** is through the sidecars ÷ direct, in messages/s. "+
+		"Goals: ≥ %.1f× at 64 B, ≥ %.1f× at 64 KiB.\n", sidecarThrGoalSmall, sidecarThrGoalLarge)
+	var rows [][]string
+	var verdicts []string
+	for _, size := range sizes {
+		d, s := direct.msgs[size], relayed.msgs[size]
+		ratio := s.median() / d.median()
+		goal := sidecarThrGoalLarge
+		if size < 1024 {
+			goal = sidecarThrGoalSmall
+		}
+		rows = append(rows, []string{sizeName(size),
+			fCount(d.median()), fMB(direct.bytes[size].median()), d.runs(fCount),
+			fCount(s.median()), fMB(relayed.bytes[size].median()), s.runs(fCount),
+			fRatio(ratio)})
+		verdicts = append(verdicts, fmt.Sprintf("%s ≥ %.1f×: %s (%.2f×)", sizeName(size), goal, verdict(ratio >= goal), ratio))
+	}
+	rep.table([]string{"size", "direct msgs/s", "MB/s", "runs", "via sidecars msgs/s", "MB/s", "runs", "ratio"}, rows)
+	rep.addf("\nGoals: %s.\n", strings.Join(verdicts, "; "))
+
+	// Latency.
+	type latVariant struct {
+		name     string
+		run      func(ctx context.Context) (map[string]float64, error)
+		p50, p99 series
+	}
+	lats := []*latVariant{
+		{name: "libzmq CURVE direct", run: func(ctx context.Context) (map[string]float64, error) {
+			return b.pair(ctx, "lat-direct", []string{b.c["zmq_lat"], "rep", "tcp://127.0.0.1:*", b.serverKeys},
+				func(endpoint string) []string {
+					return []string{b.c["zmq_lat"], "req", endpoint, fmt.Sprint(latencySize), secs(b.o.warmup),
+						secs(b.o.duration), b.clientKeys, b.serverPub}
+				}, false)
+		}},
+		{name: "libzmq NULL via sidecars", run: func(ctx context.Context) (map[string]float64, error) {
+			return b.viaSidecars(ctx, "lat", []string{b.c["zmq_lat"], "rep", "tcp://127.0.0.1:*"},
+				func(endpoint string) []string {
+					return []string{b.c["zmq_lat"], "req", endpoint, fmt.Sprint(latencySize), secs(b.o.warmup), secs(b.o.duration)}
+				}, false)
+		}},
+	}
+	for i := range b.o.reps {
+		for _, v := range lats {
+			status("sidecar latency: %s, run %d/%d", v.name, i+1, b.o.reps)
+			res, err := v.run(ctx)
+			if err != nil {
+				return fmt.Errorf("latency, %s: %w", v.name, err)
+			}
+			v.p50 = append(v.p50, res["p50_us"])
+			v.p99 = append(v.p99, res["p99_us"])
+		}
+	}
+	added := lats[1].p50.median() - lats[0].p50.median()
+	rep.addf("\n### Round-trip latency (REQ → REP → REQ, %d B, one request at a time)\n\n"+
+		"Every round trip of the window is recorded by the REQ side; the percentiles are of those. "+
+		"**Added** is the sidecars' p50 minus direct p50 (two more hops each way: app → outbound → inbound → app). "+
+		"Goal: ≤ %.0f µs added at p50.\n", latencySize, sidecarAddedP50Goal)
+	rows = nil
+	for i, v := range lats {
+		add := "—"
+		if i == 1 {
+			add = fUs(added)
+		}
+		rows = append(rows, []string{v.name, fUs(v.p50.median()), v.p50.runs(fUs), fUs(v.p99.median()), v.p99.runs(fUs), add})
+	}
+	rep.table([]string{"path", "p50 µs", "runs", "p99 µs", "runs", "added at p50 µs"}, rows)
+	rep.addf("\nGoal (≤ %.0f µs added at p50): %s (%s µs).\n", sidecarAddedP50Goal, verdict(added <= sidecarAddedP50Goal), fUs(added))
+
+	// Memory with idle sessions.
+	status("sidecar memory: %d idle sessions", b.o.idle)
+	m, err := b.idleRSS(ctx)
+	if err != nil {
+		return fmt.Errorf("idle sessions: %w", err)
+	}
+	rep.addf("\n### Inbound sidecar memory with %d idle sessions\n\n"+
+		"One Go program (our CURVE client) opens %d connections through one inbound sidecar to a libzmq REP "+
+		"server (NULL) and holds them silent; the sidecar's VmRSS (/proc/PID/status) is read once it is ready "+
+		"with no session, and 2 s after the last session is up. Goal: ≤ %d MiB.\n",
+		b.o.idle, b.o.idle, sidecarRSSGoal>>20)
+	rows = [][]string{{fmt.Sprint(b.o.idle), m.sessions, mib(m.before), mib(m.after),
+		fmt.Sprintf("%.1f", float64(m.after-m.before)/float64(b.o.idle)/1024)}}
+	rep.table([]string{"sessions opened", "sessions_active (metric)", "VmRSS idle MiB", "VmRSS with sessions MiB", "KiB per session"}, rows)
+	rep.addf("\nGoal (≤ %d MiB with %d sessions): %s.\n", sidecarRSSGoal>>20, b.o.idle, verdict(m.after <= sidecarRSSGoal))
+	return nil
+}
+
+// pair starts a server that prints "ready ENDPOINT", then a client given
+// that endpoint, and returns the result line of the server
+// (resultFromServer) or of the client.
+func (b *bench) pair(ctx context.Context, name string, server []string, client func(endpoint string) []string, resultFromServer bool) (map[string]float64, error) {
+	srv, err := b.procs.start(name+"-server", server...)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	endpoint, err := srv.expect(ctx, "ready", 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return b.clientResult(ctx, name, srv, endpoint, client, resultFromServer)
+}
+
+// clientResult starts the client and waits for the result.
+func (b *bench) clientResult(ctx context.Context, name string, srv *proc, endpoint string, client func(endpoint string) []string, resultFromServer bool) (map[string]float64, error) {
+	cl, err := b.procs.start(name+"-client", client(endpoint)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.stop()
+	from, other := cl, srv
+	if resultFromServer {
+		from, other = srv, cl
+	}
+	line, err := from.expect(ctx, "result", b.o.warmup+b.o.duration+30*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w%s", err, other.logTail())
+	}
+	return parseResult(line)
+}
+
+// viaSidecars is pair with an inbound and an outbound sidecar between the
+// client and the server.
+func (b *bench) viaSidecars(ctx context.Context, name string, server []string, client func(endpoint string) []string, resultFromServer bool) (map[string]float64, error) {
+	srv, err := b.procs.start(name+"-app-server", server...)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	endpoint, err := srv.expect(ctx, "ready", 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	in, err := b.startInbound(ctx, strings.TrimPrefix(endpoint, "tcp://"))
+	if err != nil {
+		return nil, err
+	}
+	defer in.proc.stop()
+	out, err := b.startOutbound(ctx, in.listen)
+	if err != nil {
+		return nil, err
+	}
+	defer out.proc.stop()
+	return b.clientResult(ctx, name+"-app", srv, "tcp://"+out.listen, client, resultFromServer)
+}
+
+// sidecarProc is a running sidecar route.
+type sidecarProc struct {
+	proc   *proc
+	listen string // host:port it accepts connections on
+	admin  string // host:port of /metrics, /readyz
+}
+
+// startInbound starts `zmqauth sidecar inbound` in front of app and waits
+// until it is ready.
+func (b *bench) startInbound(ctx context.Context, app string) (*sidecarProc, error) {
+	listen, admin := freePort(), freePort()
+	if listen == "" || admin == "" {
+		return nil, fmt.Errorf("no free port on 127.0.0.1")
+	}
+	p, err := b.procs.start("sidecar-inbound", b.zmqauth, "sidecar", "inbound", "--listen", listen, "--app", app,
+		"--keys", b.serverKeys, "--allowlist", b.allowlist, "--admin", admin, "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	s := &sidecarProc{proc: p, listen: listen, admin: admin}
+	if err := s.waitReady(ctx); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// startOutbound starts `zmqauth sidecar outbound` towards server and waits
+// until it is ready.
+func (b *bench) startOutbound(ctx context.Context, server string) (*sidecarProc, error) {
+	listen, admin := freePort(), freePort()
+	if listen == "" || admin == "" {
+		return nil, fmt.Errorf("no free port on 127.0.0.1")
+	}
+	p, err := b.procs.start("sidecar-outbound", b.zmqauth, "sidecar", "outbound", "--listen", listen, "--server", server,
+		"--server-key", b.serverPub, "--keys", b.clientKeys, "--admin", admin, "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	s := &sidecarProc{proc: p, listen: listen, admin: admin}
+	if err := s.waitReady(ctx); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitReady polls /readyz until it answers 200, for at most 15 s.
+func (s *sidecarProc) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var last string
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.admin+"/readyz", nil)
+		if err != nil {
+			return fmt.Errorf("readyz request: %w", err)
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-s.proc.done:
+			return fmt.Errorf("%s exited before it was ready%s", s.proc.name, s.proc.logTail())
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready (last: %s): %w%s", s.proc.name, last, ctx.Err(), s.proc.logTail())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// metric returns the sum of a metric's samples from /metrics, as text.
+func (s *sidecarProc) metric(ctx context.Context, name string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.admin+"/metrics", nil)
+	if err != nil {
+		return "", fmt.Errorf("metrics request: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("metrics: %w", err)
+	}
+	var sum float64
+	found := false
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
+			sum += v
+			found = true
+		}
+	}
+	if !found {
+		return "n/a", nil
+	}
+	return fmt.Sprintf("%.0f", sum), nil
+}
+
+// rssResult is the inbound sidecar's memory before and with the sessions.
+type rssResult struct {
+	before, after int64
+	sessions      string
+}
+
+// idleRSS measures the inbound sidecar's VmRSS with no session and with
+// -idle-sessions idle ones.
+func (b *bench) idleRSS(ctx context.Context) (rssResult, error) {
+	var r rssResult
+	app, err := b.procs.start("rss-app-server", b.c["zmq_lat"], "rep", "tcp://127.0.0.1:*")
+	if err != nil {
+		return r, err
+	}
+	defer app.stop()
+	endpoint, err := app.expect(ctx, "ready", 10*time.Second)
+	if err != nil {
+		return r, err
+	}
+	in, err := b.startInbound(ctx, strings.TrimPrefix(endpoint, "tcp://"))
+	if err != nil {
+		return r, err
+	}
+	defer in.proc.stop()
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return r, err
+	}
+	if r.before, err = vmRSS(in.proc.pid()); err != nil {
+		return r, err
+	}
+	idle, err := b.procs.start("idle-clients", b.benchpeer, "idle", "-addr", in.listen, "-n", fmt.Sprint(b.o.idle),
+		"-keys", b.clientKeys, "-server-key", b.serverPub, "-socket-type", "DEALER")
+	if err != nil {
+		return r, err
+	}
+	defer idle.stop()
+	if _, err := idle.expect(ctx, "ready", 2*time.Minute); err != nil {
+		return r, fmt.Errorf("%w%s", err, in.proc.logTail())
+	}
+	if err := sleepCtx(ctx, 2*time.Second); err != nil {
+		return r, err
+	}
+	if r.after, err = vmRSS(in.proc.pid()); err != nil {
+		return r, err
+	}
+	if r.sessions, err = in.metric(ctx, "zmqauth_sidecar_sessions_active"); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// freePort returns a 127.0.0.1 address whose port was free a moment ago,
+// or "" when none could be found.
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return ""
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// sleepCtx waits for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// mib formats bytes in MiB.
+func mib(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<20)) }
