@@ -41,6 +41,11 @@ fuzz:
 	  done; \
 	done
 
+## bench: side-by-side benchmarks against libzmq 4.3 in one run (needs gcc, libzmq3-dev); tables to stdout and bench/results.md
+BENCHFLAGS ?=
+bench:
+	$(GO) run ./bench/cmd/benchall -command 'make bench$(if $(BENCHFLAGS), BENCHFLAGS="$(BENCHFLAGS)")' $(BENCHFLAGS)
+
 ## demo: the main job on the embedded local control plane (reuses `make dev-up` when it runs)
 demo: deps build
 	@kc=""; if [ -f bin/dev/pid ] && kill -0 $$(cat bin/dev/pid) 2>/dev/null; then kc=$(CURDIR)/bin/dev/kubeconfig; fi; \
