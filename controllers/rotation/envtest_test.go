@@ -58,7 +58,9 @@ type snapshot struct {
 	f      keys.Fields
 }
 
-func (s snapshot) cond(t string) *metav1.Condition { return meta.FindStatusCondition(*s.f.Conditions, t) }
+func (s snapshot) cond(t string) *metav1.Condition {
+	return meta.FindStatusCondition(*s.f.Conditions, t)
+}
 
 func read(ctx context.Context, env *keystest.Env, kind keys.Kind, key types.NamespacedName) (snapshot, error) {
 	obj := kind.NewObject()
