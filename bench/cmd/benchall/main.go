@@ -105,10 +105,10 @@ func run(ctx context.Context, o options) error {
 		}
 		if err := s.run(ctx, rep); err != nil {
 			rep.addf("\n**%s: failed:** %v\n", s.name, err)
-			fmt.Fprintf(os.Stderr, "benchall: %s: %v\n", s.name, err)
 			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
 		}
 		b.procs.killAll()
+		rep.addf("\n_Load average (1, 5, 15 min) after this section: %s._\n", loadAverage())
 		if ctx.Err() != nil {
 			break
 		}

@@ -167,6 +167,19 @@ func memTotal() string {
 	return fmt.Sprintf("%.1f GiB RAM", float64(kb)/(1<<20))
 }
 
+// loadAverage returns the 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], ", ")
+}
+
 // procField returns the value of the first "name: value" line of a /proc
 // file.
 func procField(path, name, def string) string {
