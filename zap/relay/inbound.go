@@ -98,9 +98,9 @@ func (in *Inbound) establish(ctx context.Context, nc net.Conn) (*zmtp.Conn, *zmt
 		acfg := in.App
 		acfg.Mechanism = zmtp.NewNullClient()
 		acfg.SocketType, acfg.Identity, acfg.Properties, acfg.LocalMetadata = st, id, props, nil
-		app, err = zmtp.Dial(ctx, in.AppAddr, &acfg)
+		app, err = dialUpstream(ctx, appRefused, func() (*zmtp.Conn, error) { return zmtp.Dial(ctx, in.AppAddr, &acfg) })
 		if err != nil {
-			return nil, upstreamFailure("application", err)
+			return nil, upstreamFailure("application", err, appRefused(err), nc)
 		}
 		return announced(app.Peer().Metadata), nil
 	}
@@ -136,19 +136,6 @@ func withAuth(props zmtp.Metadata, peer *zmtp.HandshakeResult) zmtp.Metadata {
 		props = append(props, p)
 	}
 	return props
-}
-
-// upstreamFailure describes a failed dial of the other end for the peer:
-// which end, and whether it refused or could not be reached.
-func upstreamFailure(end string, err error) error {
-	var pe *zmtp.PeerError
-	switch {
-	case errors.Is(err, zmtp.ErrSocketType):
-		return &upstreamError{reason: end + " socket type does not match", cause: err}
-	case errors.As(err, &pe):
-		return &upstreamError{reason: end + " refused the connection: " + pe.Reason, cause: err}
-	}
-	return &upstreamError{reason: end + " not reachable", cause: err}
 }
 
 // logger returns l, or a logger that discards everything.

@@ -88,16 +88,19 @@ func (out *Outbound) establish(ctx context.Context, nc net.Conn) (*zmtp.Conn, *z
 		if err != nil {
 			return nil, err
 		}
-		mech, err := out.NewMechanism()
+		server, err = dialUpstream(ctx, incompatible, func() (*zmtp.Conn, error) {
+			// A new mechanism per attempt: the keys in force now.
+			mech, err := out.NewMechanism()
+			if err != nil {
+				return nil, fmt.Errorf("client keys: %w", err)
+			}
+			scfg := out.Network
+			scfg.Mechanism = mech
+			scfg.SocketType, scfg.Identity, scfg.Properties, scfg.LocalMetadata = st, id, props, nil
+			return zmtp.Dial(ctx, out.ServerAddr, &scfg)
+		})
 		if err != nil {
-			return nil, &upstreamError{reason: "client keys not available", cause: err}
-		}
-		scfg := out.Network
-		scfg.Mechanism = mech
-		scfg.SocketType, scfg.Identity, scfg.Properties, scfg.LocalMetadata = st, id, props, nil
-		server, err = zmtp.Dial(ctx, out.ServerAddr, &scfg)
-		if err != nil {
-			return nil, upstreamFailure("server", err)
+			return nil, upstreamFailure("server", err, incompatible(err), nc)
 		}
 		return announced(server.Peer().Metadata), nil
 	}

@@ -276,29 +276,50 @@ func TestHandshakeFailures(t *testing.T) {
 		_ = ln.Close()
 		return addr
 	}
+	refusingApp := func(t *testing.T) string {
+		deny := zmtp.AuthenticatorFunc(func(context.Context, *zmtp.AuthRequest) zmtp.AuthResult {
+			return zmtp.AuthResult{StatusCode: zmtp.StatusDenied, StatusText: "go away"}
+		})
+		return startApp(t, zmtp.Config{SocketType: "ROUTER", Mechanism: zmtp.NewNullServer(deny, "app")}).addr
+	}
 	tests := []struct {
-		name       string
-		appAddr    func(t *testing.T) string
-		clientType string
+		name    string
+		appAddr func(t *testing.T) string
+		// wantReason is the ERROR the client must get; "" means the
+		// connection must be closed without one, so a libzmq client
+		// reconnects.
 		wantReason string
 	}{
-		{"application down", deadAddr, "DEALER", "application not reachable"},
+		{"application down", deadAddr, ""},
 		{"socket types do not match", func(t *testing.T) string {
 			return startApp(t, zmtp.Config{SocketType: "PUB"}).addr
-		}, "DEALER", "application socket type does not match"},
+		}, "application socket type does not match"},
+		{"application refuses", refusingApp, "application refused the connection: go away"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := &Inbound{
 				Route:   "in",
-				Network: zmtp.Config{Mechanism: zmtp.NewNullServer(userAuth("alice"), "")},
+				Network: zmtp.Config{Mechanism: zmtp.NewNullServer(userAuth("alice"), ""), HandshakeTimeout: time.Second},
 				AppAddr: tt.appAddr(t),
 			}
 			addr := serveRoute(t, in.Serve)
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
-			_, err := zmtp.Dial(ctx, addr, &zmtp.Config{Mechanism: zmtp.NewNullClient(), SocketType: tt.clientType})
+			_, err := zmtp.Dial(ctx, addr, &zmtp.Config{Mechanism: zmtp.NewNullClient(), SocketType: "DEALER", HandshakeTimeout: 5 * time.Second})
+			if err == nil {
+				t.Fatal("handshake succeeded")
+			}
 			var pe *zmtp.PeerError
+			if tt.wantReason == "" {
+				if errors.As(err, &pe) {
+					t.Fatalf("got ERROR %q; want the connection closed without one", pe.Reason)
+				}
+				if errors.Is(err, zmtp.ErrHandshakeTimeout) {
+					t.Fatalf("dial: %v; want the sidecar to close the connection within its own deadline", err)
+				}
+				return
+			}
 			if !errors.As(err, &pe) || !strings.Contains(pe.Reason, tt.wantReason) {
 				t.Fatalf("dial: %v; want an ERROR saying %q", err, tt.wantReason)
 			}
@@ -309,22 +330,68 @@ func TestHandshakeFailures(t *testing.T) {
 	}
 }
 
+func TestApplicationComesUpDuringHandshake(t *testing.T) {
+	ln := listen(t)
+	appAddr := ln.Addr().String()
+	_ = ln.Close()
+	in := &Inbound{
+		Route:   "in",
+		Network: zmtp.Config{Mechanism: zmtp.NewNullServer(userAuth("alice"), "")},
+		AppAddr: appAddr,
+	}
+	addr := serveRoute(t, in.Serve)
+	type result struct {
+		c   *zmtp.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		c, err := zmtp.Dial(ctx, addr, &zmtp.Config{Mechanism: zmtp.NewNullClient(), SocketType: "PUSH"})
+		done <- result{c, err}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	ln, err := net.Listen("tcp", appAddr)
+	if err != nil {
+		t.Skipf("the application's port was taken meanwhile: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if c, err := zmtp.NewConn(ctx, nc, &zmtp.Config{Mechanism: zmtp.NewNullServer(nil, ""), SocketType: "PULL"}); err == nil {
+			t.Cleanup(func() { _ = c.Close() })
+		}
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("the client did not get through once the application was up: %v", r.err)
+	}
+	_ = r.c.Close()
+}
+
 func TestOutboundServerDown(t *testing.T) {
 	ln := listen(t)
 	dead := ln.Addr().String()
 	_ = ln.Close()
 	out := &Outbound{
 		Route:        "out",
+		App:          zmtp.Config{HandshakeTimeout: time.Second},
 		ServerAddr:   dead,
 		NewMechanism: func() (zmtp.Mechanism, error) { return zmtp.NewNullClient(), nil },
 	}
 	addr := serveRoute(t, out.Serve)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	_, err := zmtp.Dial(ctx, addr, &zmtp.Config{Mechanism: zmtp.NewNullClient(), SocketType: "REQ"})
+	_, err := zmtp.Dial(ctx, addr, &zmtp.Config{Mechanism: zmtp.NewNullClient(), SocketType: "REQ", HandshakeTimeout: 5 * time.Second})
 	var pe *zmtp.PeerError
-	if !errors.As(err, &pe) || pe.Reason != "zmtp: choosing local metadata: server not reachable" && !strings.Contains(pe.Reason, "server not reachable") {
-		t.Fatalf("dial: %v; want an ERROR saying the server is not reachable", err)
+	if err == nil || errors.As(err, &pe) || errors.Is(err, zmtp.ErrHandshakeTimeout) {
+		t.Fatalf("dial: %v; want the connection closed without ERROR within the sidecar's deadline", err)
 	}
 }
 

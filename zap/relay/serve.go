@@ -18,21 +18,6 @@ import (
 	"github.com/zmqauth/zmqauth/zmtp/curve"
 )
 
-// upstreamError is a handshake failure at the other end of the relay: the
-// application, or the remote server, could not be reached or refused us.
-// Its text is what the peer reads in the ERROR command, so it names no
-// address; the cause is kept for the log.
-type upstreamError struct {
-	reason string
-	cause  error
-}
-
-// Error returns the reason sent to the peer.
-func (e *upstreamError) Error() string { return e.reason }
-
-// Unwrap returns the cause.
-func (e *upstreamError) Unwrap() error { return e.cause }
-
 // establishFunc runs both handshakes of one session over an accepted
 // connection: it returns the network-side and application-side connections.
 // On failure it closes nc and whatever it opened.
