@@ -46,5 +46,6 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newKeygenCommand())
 	root.AddCommand(newSidecarCommand())
+	root.AddCommand(newManagerCommand(), newRotateCommand())
 	return root
 }

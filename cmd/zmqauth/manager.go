@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/zmqauth/zmqauth/api/v1alpha1"
+	"github.com/zmqauth/zmqauth/controllers"
+)
+
+// LeaderElectionID is the Lease the manager replicas compete for.
+const leaderElectionID = "zmqauth-manager.zmqauth.io"
+
+// managerOptions are the flags of `zmqauth manager`.
+type managerOptions struct {
+	metricsAddr string
+	probeAddr   string
+	leaderElect bool
+	kubeconfig  string
+	webhookPort int
+	certDir     string
+	zap         zap.Options
+}
+
+func newManagerCommand() *cobra.Command {
+	o := managerOptions{zap: zap.Options{Development: false}}
+	cmd := &cobra.Command{
+		Use:   "manager",
+		Short: "Run the operator: keypair Secrets, rotation, key distribution and allowlists",
+		Long: `Run the zmqauth operator's controller manager.
+
+It keeps a keypair Secret for every CurveServer and CurveClient, rotates keys
+on schedule or on request, gives clients their servers' public keys and keeps
+each server's allowlist. It serves Prometheus metrics, /healthz and /readyz,
+and stops cleanly on SIGTERM. Run more than one replica with --leader-elect.
+
+The cluster is reached through --kubeconfig, else $KUBECONFIG or
+~/.kube/config, else the in-cluster service account.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address the Prometheus /metrics endpoint listens on (\"0\" disables it)")
+	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints listen on")
+	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader among replicas so only one reconciles (the Deployment sets it)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file; default $KUBECONFIG, ~/.kube/config, then in-cluster")
+	f.IntVar(&o.webhookPort, "webhook-port", webhook.DefaultPort, "port the admission webhook server listens on")
+	f.StringVar(&o.certDir, "cert-dir", "", "directory holding the webhook's tls.crt and tls.key (default: controller-runtime's)")
+	zfs := flag.NewFlagSet("zap", flag.ContinueOnError)
+	o.zap.BindFlags(zfs)
+	f.AddGoFlagSet(zfs)
+	return cmd
+}
+
+// newScheme returns a scheme with the built-in kinds and zmqauth's.
+func newScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// kubeClientConfig loads the cluster connection: the given kubeconfig file,
+// else $KUBECONFIG or ~/.kube/config, else the in-cluster service account.
+func kubeClientConfig(kubeconfig string) clientcmd.ClientConfig {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
+}
+
+// restConfig returns the REST config of kubeClientConfig.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	cfg, err := kubeClientConfig(kubeconfig).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load cluster connection: %w", err)
+	}
+	return cfg, nil
+}
+
+func (o *managerOptions) run(ctx context.Context) error {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	log := ctrl.Log.WithName("manager")
+	cfg, err := restConfig(o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	scheme, err := newScheme()
+	if err != nil {
+		return err
+	}
+	shutdown := 30 * time.Second
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         controllers.CacheOptions(),
+		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:        o.probeAddr,
+		LeaderElection:                o.leaderElect,
+		LeaderElectionID:              leaderElectionID,
+		LeaderElectionReleaseOnCancel: true, // the process exits right after Start returns
+		WebhookServer:                 webhook.NewServer(webhook.Options{Port: o.webhookPort, CertDir: o.certDir}),
+		GracefulShutdownTimeout:       &shutdown,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := controllers.Setup(mgr, controllers.Options{}); err != nil {
+		return fmt.Errorf("set up controllers: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
+	}
+	log.Info("starting manager", "leaderElection", o.leaderElect, "metrics", o.metricsAddr, "probes", o.probeAddr)
+	// ctx is cancelled on SIGTERM or SIGINT (main); Start then stops the
+	// controllers, waits for running reconciles and releases the lease.
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	log.Info("manager stopped")
+	return nil
+}
