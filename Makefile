@@ -70,10 +70,11 @@ manifests:
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=zmqauth-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) webhook paths=./controllers/... output:webhook:artifacts:config=config/webhook
 
 ## manifests-check: fail when generated files are stale
 manifests-check: manifests
-	@git diff --exit-code -- api config/crd config/rbac || { echo "generated files are stale: run 'make manifests' and commit"; exit 1; }
+	@git diff --exit-code -- api config/crd config/rbac config/webhook || { echo "generated files are stale: run 'make manifests' and commit"; exit 1; }
 
 clean:
 	rm -rf bin
