@@ -1,0 +1,272 @@
+package allowlist
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/zmqauth/zmqauth/api/v1alpha1"
+	"github.com/zmqauth/zmqauth/controllers/allowlist/statusapply"
+	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+)
+
+// FieldOwner is the server-side apply field manager of the allowlist
+// controller: it owns the allowlist ConfigMaps, the CurveServer status
+// fields authorizedClients and allowlistConfigMap and the AllowlistReady
+// condition, and the whole status of ClusterCurveGrants.
+const FieldOwner = "zmqauth-allowlist"
+
+// ReasonConfigMapConflict: a ConfigMap with the allowlist's name exists but
+// does not belong to the CurveServer; zmqauth leaves it alone.
+const ReasonConfigMapConflict = "ConfigMapConflict"
+
+// controllerName names the allowlist controller in metrics and logs.
+const controllerName = "allowlist"
+
+// ServerReconciler keeps each CurveServer's allowlist ConfigMap and its
+// AllowlistReady status.
+type ServerReconciler struct {
+	// Client reads through the manager's cache and writes to the API.
+	Client client.Client
+	// APIReader reads around the cache; used only to check, before
+	// creating an allowlist ConfigMap, that no foreign ConfigMap has its
+	// name (the cache holds only zmqauth's own ConfigMaps).
+	APIReader client.Reader
+	// Recorder records events; nil records none.
+	Recorder recorder.EventRecorder
+	// Metrics are the collectors; SetupWithManager creates them when nil.
+	Metrics *Metrics
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+
+	render renderer
+}
+
+// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/finalizers,verbs=update
+// +kubebuilder:rbac:groups=zmqauth.io,resources=curveclients,verbs=get;list;watch
+// +kubebuilder:rbac:groups=zmqauth.io,resources=clustercurvegrants,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// SetupWithManager registers the field index on CurveClient spec.servers,
+// the metrics, and the controller with its watches.
+func (r *ServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil {
+		r.Client = mgr.GetClient()
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+	if r.Metrics == nil {
+		return fmt.Errorf("allowlist: ServerReconciler needs Metrics (NewMetrics)")
+	}
+	if err := IndexServerRefs(context.Background(), mgr.GetFieldIndexer(), ServerRefIndex); err != nil {
+		return fmt.Errorf("allowlist: %w", err)
+	}
+	m := mapper{r: r.Client}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(controllerName).
+		For(&v1alpha1.CurveServer{}).
+		Owns(&corev1.ConfigMap{}).
+		Watches(&v1alpha1.CurveClient{}, m.clientHandler()).
+		Watches(&v1alpha1.ClusterCurveGrant{}, m.grantHandler()).
+		Watches(&corev1.Namespace{}, m.namespaceHandler()).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
+		Complete(r)
+}
+
+func (r *ServerReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile brings one CurveServer's allowlist ConfigMap and status up to
+// date.
+func (r *ServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
+	defer func() {
+		if err != nil {
+			r.Metrics.ReconcileErrors.WithLabelValues(controllerName).Inc()
+		}
+	}()
+	var srv v1alpha1.CurveServer
+	if err := r.Client.Get(ctx, req.NamespacedName, &srv); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("get CurveServer %s: %w", req.NamespacedName, err)
+	}
+	if srv.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil // the ConfigMap goes with its owner
+	}
+	nsl := NewNamespaceLabels(r.Client)
+	pol, err := CompilePolicy(ctx, r.Client, nsl, &srv)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	g, err := r.gather(ctx, &srv, pol, nsl)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	c, err := r.render.render(req.NamespacedName, g.files)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	cmName := secretlayout.AllowlistConfigMapName(srv.Name)
+	cond := metav1.Condition{Type: v1alpha1.ConditionAllowlistReady, ObservedGeneration: srv.Generation}
+	inForce := c
+	switch {
+	case c.size > MaxDataSize:
+		inForce = nil
+		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonAllowlistTooLarge
+		cond.Message = fmt.Sprintf("the allowlist of %d keys needs %d bytes, more than a ConfigMap holds (%d); the last allowlist that fitted stays in force", c.keys, c.size, MaxDataSize)
+		r.event(&srv, corev1.EventTypeWarning, v1alpha1.ReasonAllowlistTooLarge, cond.Message)
+	default:
+		written, conflict, err := r.applyConfigMap(ctx, &srv, cmName, c)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		switch {
+		case conflict:
+			inForce = nil
+			cond.Status, cond.Reason = metav1.ConditionFalse, ReasonConfigMapConflict
+			cond.Message = fmt.Sprintf("ConfigMap %s exists and is not this CurveServer's allowlist; zmqauth leaves it alone: delete or rename it", cmName)
+		case len(pol.Problems)+len(g.problems) > 0:
+			cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonInvalidSelector
+			cond.Message = truncate(fmt.Sprintf("allowlist holds %d keys for %d identities, but these parts of the spec admit nothing: %v", c.keys, c.identities, append(pol.Problems, g.problems...)))
+		default:
+			cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonReconciled
+			cond.Message = fmt.Sprintf("allowlist holds %d keys for %d identities", c.keys, c.identities)
+		}
+		if written {
+			log.FromContext(ctx).V(1).Info("allowlist written", "keys", c.keys, "identities", c.identities, "bytes", c.size)
+			r.event(&srv, corev1.EventTypeNormal, "AllowlistUpdated", fmt.Sprintf("allowlist %s now holds %d keys for %d identities", cmName, c.keys, c.identities))
+		}
+	}
+
+	identities := int64(srv.Status.AuthorizedClients)
+	if inForce != nil {
+		identities = int64(inForce.identities)
+		r.Metrics.AllowlistSize.WithLabelValues(srv.Namespace, srv.Name).Set(float64(inForce.keys))
+	}
+	if err := r.applyStatus(ctx, &srv, cmName, identities, cond); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+// applyConfigMap writes the allowlist ConfigMap when its content differs
+// from c. It reports whether it wrote, and conflict when a ConfigMap of that
+// name belongs to someone else.
+func (r *ServerReconciler) applyConfigMap(ctx context.Context, srv *v1alpha1.CurveServer, name string, c *content) (written, conflict bool, err error) {
+	key := types.NamespacedName{Namespace: srv.Namespace, Name: name}
+	var cur corev1.ConfigMap
+	err = r.Client.Get(ctx, key, &cur, client.UnsafeDisableDeepCopy)
+	switch {
+	case err == nil:
+		if !metav1.IsControlledBy(&cur, srv) {
+			return false, true, nil
+		}
+		if configMapUpToDate(&cur, srv, c) {
+			return false, false, nil
+		}
+	case apierrors.IsNotFound(err):
+		var live corev1.ConfigMap
+		if err := r.APIReader.Get(ctx, key, &live); err == nil && !metav1.IsControlledBy(&live, srv) {
+			return false, true, nil
+		} else if err != nil && !apierrors.IsNotFound(err) {
+			return false, false, fmt.Errorf("get ConfigMap %s: %w", key, err)
+		}
+	default:
+		return false, false, fmt.Errorf("get ConfigMap %s: %w", key, err)
+	}
+	ac := corev1ac.ConfigMap(name, srv.Namespace).
+		WithLabels(map[string]string{
+			secretlayout.LabelManagedBy: secretlayout.ManagedBy,
+			secretlayout.LabelAllowlist: srv.Name,
+		}).
+		WithOwnerReferences(metav1ac.OwnerReference().
+			WithAPIVersion(v1alpha1.GroupVersion.String()).
+			WithKind("CurveServer").
+			WithName(srv.Name).
+			WithUID(srv.UID).
+			WithController(true).
+			WithBlockOwnerDeletion(true)).
+		WithData(c.data)
+	if err := r.Client.Apply(ctx, ac, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return false, false, fmt.Errorf("apply ConfigMap %s: %w", key, err)
+	}
+	return true, false, nil
+}
+
+// configMapUpToDate reports whether cur already holds c, with its labels.
+func configMapUpToDate(cur *corev1.ConfigMap, srv *v1alpha1.CurveServer, c *content) bool {
+	if cur.Labels[secretlayout.LabelManagedBy] != secretlayout.ManagedBy || cur.Labels[secretlayout.LabelAllowlist] != srv.Name {
+		return false
+	}
+	if len(cur.Data) != len(c.data) || len(cur.BinaryData) != 0 {
+		return false
+	}
+	for k, v := range c.data {
+		if got, ok := cur.Data[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// applyStatus writes the allowlist controller's CurveServer status fields
+// when they differ.
+func (r *ServerReconciler) applyStatus(ctx context.Context, srv *v1alpha1.CurveServer, cmName string, identities int64, cond metav1.Condition) error {
+	st := srv.Status
+	if int64(st.AuthorizedClients) == identities && st.AllowlistConfigMap == cmName && statusapply.ConditionUpToDate(st.Conditions, cond) {
+		return nil
+	}
+	cond = statusapply.Condition(st.Conditions, cond, r.now())
+	return statusapply.Apply(ctx, r.Client, "CurveServer", srv, FieldOwner, map[string]any{
+		"authorizedClients":  identities,
+		"allowlistConfigMap": cmName,
+		"conditions":         statusapply.Conditions(cond),
+	})
+}
+
+// forget drops what is kept for a server that is gone.
+func (r *ServerReconciler) forget(server types.NamespacedName) {
+	r.render.forget(server)
+	r.Metrics.AllowlistSize.DeleteLabelValues(server.Namespace, server.Name)
+}
+
+// event records an event on srv when a recorder is set. Messages hold
+// public keys at most, never secrets.
+func (r *ServerReconciler) event(srv *v1alpha1.CurveServer, kind, reason, msg string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(srv, nil, kind, reason, "UpdateAllowlist", "%s", msg)
+	}
+}
+
+// truncate bounds a condition message.
+func truncate(s string) string {
+	const max = 2000
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}
