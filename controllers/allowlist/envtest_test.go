@@ -1,0 +1,352 @@
+package allowlist_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/zmqauth/zmqauth/api/v1alpha1"
+	"github.com/zmqauth/zmqauth/controllers/allowlist"
+	at "github.com/zmqauth/zmqauth/controllers/allowlist/allowlisttest"
+	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/internal/testenv"
+	"github.com/zmqauth/zmqauth/keygen"
+	zapallowlist "github.com/zmqauth/zmqauth/zap/allowlist"
+)
+
+// TestAllowlistEnvtest runs the allowlist controllers, with the keys,
+// rotation and distribution controllers, against a real API server: one
+// control plane and manager, namespaces per subtest.
+func TestAllowlistEnvtest(t *testing.T) {
+	env := at.Start(t)
+	t.Run("SelectorsAndRawKeys", func(t *testing.T) { t.Parallel(); testSelectorsAndRawKeys(t, env) })
+	t.Run("ClientRotationOverlap", func(t *testing.T) { t.Parallel(); testClientRotationOverlap(t, env) })
+	t.Run("InvalidGrantSelector", func(t *testing.T) { t.Parallel(); testInvalidGrantSelector(t, env) })
+	t.Run("PyZMQ", func(t *testing.T) { t.Parallel(); testPyZMQ(t, env) })
+}
+
+// entry parses one allowlist file and checks its key and metadata.
+func checkEntry(t *testing.T, cm *corev1.ConfigMap, file, key, identity, grant string) {
+	t.Helper()
+	raw, ok := cm.Data[file]
+	if !ok {
+		t.Errorf("allowlist has no %s (files: %v)", file, keysOf(cm.Data))
+		return
+	}
+	c, err := keygen.ParsePublicCertificate([]byte(raw))
+	if err != nil {
+		t.Errorf("%s: %v", file, err)
+		return
+	}
+	if c.PublicKey.String() != key || c.Metadata[secretlayout.MetadataIdentity] != identity || c.Metadata[secretlayout.MetadataGrant] != grant {
+		t.Errorf("%s holds %s %v, want %s identity=%s grant=%s", file, c.PublicKey, c.Metadata, key, identity, grant)
+	}
+}
+
+func keysOf(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func index(t *testing.T, cm *corev1.ConfigMap) map[string]allowlist.IndexEntry {
+	t.Helper()
+	entries, err := allowlist.ParseIndex([]byte(cm.Data[secretlayout.AllowlistIndex]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]allowlist.IndexEntry{}
+	for _, e := range entries {
+		out[e.File] = e
+	}
+	return out
+}
+
+func has(cm *corev1.ConfigMap, files ...string) bool {
+	for _, f := range files {
+		if _, ok := cm.Data[f]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func hasNone(cm *corev1.ConfigMap, files ...string) bool {
+	for _, f := range files {
+		if _, ok := cm.Data[f]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// gauge returns the value of zmqauth_allowlist_size for a server.
+func gauge(t *testing.T, env *at.Env, ns, name string) float64 {
+	t.Helper()
+	mfs, err := env.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "zmqauth_allowlist_size" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if labelsAre(m, ns, name) {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+func labelsAre(m *dto.Metric, ns, name string) bool {
+	got := map[string]string{}
+	for _, l := range m.GetLabel() {
+		got[l.GetName()] = l.GetValue()
+	}
+	return got["namespace"] == ns && got["name"] == name
+}
+
+func testSelectorsAndRawKeys(t *testing.T, env *at.Env) {
+	ns := env.Namespace(t, "sel", nil)
+	laptop, err := keygen.GenerateKeyPair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := at.Server(ns, "bus")
+	srv.Spec.Clients = &v1alpha1.ServerClients{
+		Selector:   &metav1.LabelSelector{MatchLabels: map[string]string{"role": "worker"}},
+		PublicKeys: []v1alpha1.NamedPublicKey{{Name: "alice-laptop", Key: v1alpha1.Z85PublicKey(laptop.Public.String())}},
+	}
+	env.Create(t, srv)
+	worker := at.Client(ns, "worker")
+	worker.Labels = map[string]string{"role": "worker"}
+	env.Create(t, worker)
+	other := at.Client(ns, "other")
+	env.Create(t, other)
+	ref := at.Client(ns, "ref", "bus")
+	env.Create(t, ref)
+	worker, other, ref = at.WaitKey(t, env, worker), at.WaitKey(t, env, other), at.WaitKey(t, env, ref)
+
+	wf, rf, of := secretlayout.ClientKeyFile(ns, "worker"), secretlayout.ClientKeyFile(ns, "ref"), secretlayout.ClientKeyFile(ns, "other")
+	raw := secretlayout.RawKeyFile(laptop.Public)
+	cm := env.WaitAllowlist(t, ns, "bus", "worker, ref and the laptop", func(cm *corev1.ConfigMap) bool {
+		return has(cm, wf, rf, raw) && len(cm.Data) == 4
+	})
+	checkEntry(t, cm, wf, worker.Status.PublicKey, ns+"/worker", allowlist.GrantServerSelector)
+	checkEntry(t, cm, rf, ref.Status.PublicKey, ns+"/ref", allowlist.GrantClientRef)
+	checkEntry(t, cm, raw, laptop.Public.String(), "alice-laptop", allowlist.GrantServerPublicKeys)
+	if _, ok := cm.Data[of]; ok {
+		t.Errorf("a client nothing admits is on the allowlist")
+	}
+	ix := index(t, cm)
+	if e := ix[raw]; len(ix) != 3 || e.Identity != "alice-laptop" || e.Key != laptop.Public.String() || e.Grant != allowlist.GrantServerPublicKeys {
+		t.Errorf("index.json = %+v", ix)
+	}
+	if ref := metav1.GetControllerOf(cm); ref == nil || ref.Kind != "CurveServer" || ref.Name != "bus" ||
+		cm.Labels[secretlayout.LabelAllowlist] != "bus" || cm.Labels[secretlayout.LabelManagedBy] != secretlayout.ManagedBy {
+		t.Errorf("allowlist owner %+v labels %v", ref, cm.Labels)
+	}
+	// The sidecar's loader accepts it, with the same identities.
+	al, err := zapallowlist.FromData(toBytes(cm.Data))
+	if err != nil || al.Len() != 3 {
+		t.Fatalf("zap/allowlist.FromData: %v (len %d)", err, al.Len())
+	}
+	if e, ok := al.Lookup(mustKey(t, worker.Status.PublicKey)); !ok || e.Identity != ns+"/worker" {
+		t.Errorf("sidecar sees worker as %+v", e)
+	}
+	env.WaitServer(t, ns, "bus", "status", func(s *v1alpha1.CurveServer) bool {
+		return s.Status.AuthorizedClients == 3 && s.Status.AllowlistConfigMap == "bus-allowlist" &&
+			at.ConditionIs(s.Status.Conditions, v1alpha1.ConditionAllowlistReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled) &&
+			at.ConditionIs(s.Status.Conditions, v1alpha1.ConditionKeyReady, metav1.ConditionTrue, "")
+	})
+	if g := gauge(t, env, ns, "bus"); g != 3 {
+		t.Errorf("zmqauth_allowlist_size = %v, want 3", g)
+	}
+
+	// Deleting a client removes its key; so does a label that no longer
+	// matches.
+	env.Delete(t, ref)
+	env.WaitAllowlist(t, ns, "bus", "ref removed", func(cm *corev1.ConfigMap) bool { return hasNone(cm, rf) && has(cm, wf) })
+	patch := []byte(`{"metadata":{"labels":{"role":null}}}`)
+	if err := env.Client.Patch(context.Background(), worker, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
+	env.WaitAllowlist(t, ns, "bus", "worker removed", func(cm *corev1.ConfigMap) bool { return hasNone(cm, rf, wf) && has(cm, raw) })
+	env.WaitServer(t, ns, "bus", "one identity", func(s *v1alpha1.CurveServer) bool { return s.Status.AuthorizedClients == 1 })
+}
+
+func toBytes(m map[string]string) map[string][]byte {
+	out := make(map[string][]byte, len(m))
+	for k, v := range m {
+		out[k] = []byte(v)
+	}
+	return out
+}
+
+func mustKey(t *testing.T, s string) []byte {
+	t.Helper()
+	k, err := keygen.ParsePublicKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k[:]
+}
+
+func testClientRotationOverlap(t *testing.T, env *at.Env) {
+	ns := env.Namespace(t, "rot", nil)
+	env.Create(t, at.Server(ns, "bus"))
+	cc := at.Client(ns, "c", "bus")
+	env.Create(t, cc)
+	cc = at.WaitKey(t, env, cc)
+	cur, prev := secretlayout.ClientKeyFile(ns, "c"), secretlayout.PreviousClientKeyFile(ns, "c")
+	env.WaitAllowlist(t, ns, "bus", "current key", func(cm *corev1.ConfigMap) bool { return has(cm, cur) })
+
+	old := cc.Status.PublicKey
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"r1"}}}`, v1alpha1.AnnotationRotate)
+	if err := env.Client.Patch(context.Background(), cc, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		t.Fatal(err)
+	}
+	cc = env.WaitClient(t, ns, "c", "rotated", func(c *v1alpha1.CurveClient) bool {
+		return c.Status.PublicKey != old && c.Status.PreviousPublicKey == old
+	})
+	cm := env.WaitAllowlist(t, ns, "bus", "current and previous key", func(cm *corev1.ConfigMap) bool {
+		return has(cm, cur, prev) && strings.Contains(cm.Data[cur], cc.Status.PublicKey)
+	})
+	checkEntry(t, cm, cur, cc.Status.PublicKey, ns+"/c", allowlist.GrantClientRef)
+	checkEntry(t, cm, prev, old, ns+"/c", allowlist.GrantClientRef)
+	ix := index(t, cm)
+	until, err := time.Parse(time.RFC3339, ix[prev].Until)
+	if err != nil || ix[cur].Until != "" {
+		t.Errorf("index until: previous %q (%v), current %q", ix[prev].Until, err, ix[cur].Until)
+	} else if d := time.Until(until); d < 23*time.Hour || d > 25*time.Hour {
+		t.Errorf("previous key admitted until %s, want about 24h from now (default overlap)", until)
+	}
+	env.WaitServer(t, ns, "bus", "one identity, two keys", func(s *v1alpha1.CurveServer) bool { return s.Status.AuthorizedClients == 1 })
+	env.WaitClient(t, ns, "c", "authorized with the new key", func(c *v1alpha1.CurveClient) bool {
+		s := at.ServerStatus(c, ns, "bus")
+		return s != nil && s.Authorized
+	})
+}
+
+func testInvalidGrantSelector(t *testing.T, env *at.Env) {
+	g := &v1alpha1.ClusterCurveGrant{
+		ObjectMeta: metav1.ObjectMeta{Name: env.Name("broken")},
+		Spec: v1alpha1.ClusterCurveGrantSpec{
+			Clients: v1alpha1.GrantClients{Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				{Key: "team", Operator: metav1.LabelSelectorOpIn},
+			}}},
+			Servers: v1alpha1.GrantServers{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"none": env.Name("x")}}},
+		},
+	}
+	env.Create(t, g)
+	t.Cleanup(func() { env.Delete(t, g) })
+	at.Eventually(t, "InvalidSelector", func(ctx context.Context) (bool, error) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(g), g); err != nil {
+			return false, err
+		}
+		c := findCond(g.Status.Conditions, v1alpha1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonInvalidSelector &&
+			strings.Contains(c.Message, "spec.clients.selector") && g.Status.MatchedServers == 0 && g.Status.ObservedGeneration == g.Generation, nil
+	})
+}
+
+func findCond(cs []metav1.Condition, t string) *metav1.Condition {
+	for i := range cs {
+		if cs[i].Type == t {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+func testPyZMQ(t *testing.T, env *at.Env) {
+	py := testenv.PyZMQ(t)
+	ns := env.Namespace(t, "pyzmq", nil)
+	env.Create(t, at.Server(ns, "bus"))
+	listed := at.Client(ns, "listed", "bus")
+	env.Create(t, listed)
+	unlisted := at.Client(ns, "unlisted") // a CurveClient nothing admits
+	env.Create(t, unlisted)
+	listed, unlisted = at.WaitKey(t, env, listed), at.WaitKey(t, env, unlisted)
+	cm := env.WaitAllowlist(t, ns, "bus", "listed", func(cm *corev1.ConfigMap) bool {
+		return has(cm, secretlayout.ClientKeyFile(ns, "listed"))
+	})
+	listed = env.WaitClient(t, ns, "listed", "authorized", func(c *v1alpha1.CurveClient) bool {
+		s := at.ServerStatus(c, ns, "bus")
+		return s != nil && s.Authorized && s.ServerPublicKey != ""
+	})
+
+	ctx := context.Background()
+	read := func(name string) *corev1.Secret {
+		var s corev1.Secret
+		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
+			t.Fatal(err)
+		}
+		return &s
+	}
+	dir := t.TempDir()
+	allow := filepath.Join(dir, "allow")
+	if err := os.Mkdir(allow, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range cm.Data { // as the kubelet mounts the ConfigMap
+		if err := os.WriteFile(filepath.Join(allow, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	srvSecret := write("server.key_secret", read("bus-keys").Data[secretlayout.KeySecretCertificate])
+	listedSecret := read(listed.Spec.SecretName)
+	srvPublic := write("server.key", listedSecret.Data[secretlayout.ServerKeyFileName(ns, "bus")])
+	listedKey := write("listed.key_secret", listedSecret.Data[secretlayout.KeySecretCertificate])
+	unlistedKey := write("unlisted.key_secret", read(unlisted.Spec.SecretName).Data[secretlayout.KeySecretCertificate])
+
+	pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(pctx, py, filepath.Join("testdata", "allowlist_curve.py"), srvSecret, srvPublic, allow, listedKey, unlistedKey)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pyzmq: %v\n%s", err, stderr.String())
+	}
+	var res struct {
+		Allowed         int    `json:"allowed"`
+		Request         string `json:"request"`
+		Reply           string `json:"reply"`
+		UserID          string `json:"user_id"`
+		UnlistedServed  bool   `json:"unlisted_served"`
+		UnlistedReplied bool   `json:"unlisted_replied"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v in %q", err, out)
+	}
+	if res.Allowed != 1 || res.Request != "ping" || res.Reply != "pong" || res.UserID != listed.Status.PublicKey {
+		t.Errorf("pyzmq: %+v, want 1 allowed key, ping/pong, User-Id %s", res, listed.Status.PublicKey)
+	}
+	if res.UnlistedServed || res.UnlistedReplied {
+		t.Errorf("a client missing from the allowlist got through (served %v, replied %v)", res.UnlistedServed, res.UnlistedReplied)
+	}
+}
