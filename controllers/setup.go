@@ -15,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/zmqauth/zmqauth/controllers/allowlist"
+	"github.com/zmqauth/zmqauth/controllers/distribution"
 	"github.com/zmqauth/zmqauth/controllers/keys"
 	"github.com/zmqauth/zmqauth/controllers/rotation"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
@@ -83,6 +85,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		if err := rr.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up rotation controller for %s: %w", kind.Name, err)
 		}
+	}
+	// Allowlists and ClusterCurveGrant status; server keys into client
+	// Secrets, client authorization status and published server keys.
+	if err := allowlist.Setup(mgr, opts.Registerer, recorder, opts.Clock.Now); err != nil {
+		return err
+	}
+	if err := distribution.Setup(mgr, opts.Registerer, recorder, opts.Clock.Now); err != nil {
+		return err
 	}
 	return nil
 }
