@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -33,6 +34,7 @@ func TestKeysEnvtest(t *testing.T) {
 	t.Run("Conflict", func(t *testing.T) { t.Parallel(); testConflict(t, env) })
 	t.Run("Repair", func(t *testing.T) { t.Parallel(); testRepair(t, env) })
 	t.Run("Lost", func(t *testing.T) { t.Parallel(); testLost(t, env) })
+	t.Run("ReadySummary", func(t *testing.T) { t.Parallel(); testReadySummary(t, env) })
 }
 
 func server(ns, name, secret string) *v1alpha1.CurveServer {
@@ -431,6 +433,67 @@ func testLost(t *testing.T, env *keystest.Env) {
 			ev := env.WaitEvent(t, ns, obj.GetName(), keys.EventKeyLost)
 			if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Note, got.Public.String()) {
 				t.Errorf("KeyLost event %s %q", ev.Type, ev.Note)
+			}
+		})
+	}
+}
+
+// applyCondition sets one status condition as another controller does:
+// server-side apply on the status subresource with its own field owner.
+func applyCondition(t *testing.T, env *keystest.Env, obj client.Object, kind string, c metav1.Condition) {
+	t.Helper()
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(),
+		"kind":       kind,
+		"metadata":   map[string]any{"name": obj.GetName(), "namespace": obj.GetNamespace()},
+		"status": map[string]any{"conditions": []any{map[string]any{
+			"type": c.Type, "status": string(c.Status), "reason": c.Reason, "message": c.Message,
+			"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
+		}}},
+	}}
+	err := env.Client.Status().Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u),
+		client.FieldOwner("test-other-controller"), client.ForceOwnership)
+	if err != nil {
+		t.Fatalf("apply %s condition: %v", c.Type, err)
+	}
+}
+
+// testReadySummary checks that Ready sums up the detail conditions other
+// controllers write, and follows them when they change.
+func testReadySummary(t *testing.T, env *keystest.Env) {
+	ns := env.Namespace(t)
+	env.StartManager(t, ns, nil)
+	tests := []struct {
+		name, detail string
+		obj          client.Object
+		kind         keys.Kind
+	}{
+		{"server", v1alpha1.ConditionAllowlistReady, server(ns, "bus", "bus-keys"), keys.ServerKind()},
+		{"client", v1alpha1.ConditionAuthorized, curveClient(ns, "app", "app-keys"), keys.ClientKind()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			create(t, env, tt.obj)
+			obj := waitKey(t, env, tt.obj, tt.kind, 1)
+			waitReady := func(status metav1.ConditionStatus, reason string) {
+				t.Helper()
+				keystest.Eventually(t, timeout, fmt.Sprintf("Ready=%s/%s", status, reason), func(ctx context.Context) (bool, error) {
+					if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+						return false, err
+					}
+					c := meta.FindStatusCondition(*tt.kind.Fields(obj).Conditions, v1alpha1.ConditionReady)
+					return c != nil && c.Status == status && c.Reason == reason, nil
+				})
+			}
+			waitReady(metav1.ConditionUnknown, keys.ReasonPending)
+			applyCondition(t, env, obj, tt.kind.Name, metav1.Condition{Type: tt.detail, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled, Message: "ok"})
+			waitReady(metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+			applyCondition(t, env, obj, tt.kind.Name, metav1.Condition{Type: tt.detail, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonAllowlistTooLarge, Message: "too big"})
+			waitReady(metav1.ConditionFalse, v1alpha1.ReasonAllowlistTooLarge)
+			for _, c := range []string{v1alpha1.ConditionKeyReady, v1alpha1.ConditionRotating, tt.detail} {
+				if meta.FindStatusCondition(*tt.kind.Fields(obj).Conditions, c) == nil {
+					t.Errorf("condition %s lost", c)
+				}
 			}
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -68,18 +69,33 @@ type Reconciler struct {
 }
 
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers;curveclients,verbs=get;list;watch
-// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/status;curveclients/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/status;curveclients/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the reconciler: it runs on changes of the
-// object's spec and of the Secrets it controls.
+// object's spec, of the Secrets it controls, and of the detail conditions
+// other controllers write (AllowlistReady, Published, Authorized), since it
+// is the one writer of Ready.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("keys-"+strings.ToLower(r.Kind.Name)).
-		For(r.Kind.NewObject(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(r.Kind.NewObject(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, r.readyStale()))).
 		Owns(&corev1.Secret{}).
 		Complete(r)
+}
+
+// readyStale passes an update after which the Ready condition no longer
+// sums up the detail conditions, e.g. because the allowlist controller set
+// AllowlistReady. After our own status write it matches, so this cannot
+// loop.
+func (r *Reconciler) readyStale() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		f := r.Kind.Fields(e.ObjectNew)
+		want := Ready(*f.Conditions, f.ReadyFrom, e.ObjectNew.GetGeneration())
+		have := findCondition(*f.Conditions, v1alpha1.ConditionReady)
+		return have == nil || have.Status != want.Status || have.Reason != want.Reason || have.Message != want.Message
+	}}
 }
 
 // outcome is what ensuring the Secret found: the key state when there is a
