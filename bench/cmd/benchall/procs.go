@@ -178,20 +178,37 @@ func parseResult(s string) (map[string]float64, error) {
 	return m, nil
 }
 
-// vmRSS reads a process's resident set size (VmRSS) in bytes.
-func vmRSS(pid int) (int64, error) {
+// memory is a process's resident memory, from /proc/PID/status.
+type memory struct {
+	rss  int64 // VmRSS: every resident page mapped
+	anon int64 // RssAnon: heap, stacks and other anonymous memory
+	file int64 // RssFile: resident pages of mapped files (the binary)
+}
+
+// readMemory reads a process's resident memory in bytes.
+func readMemory(pid int) (memory, error) {
+	var m memory
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("reading RSS: %w", err)
+		return m, fmt.Errorf("reading memory: %w", err)
 	}
+	fields := map[string]*int64{"VmRSS": &m.rss, "RssAnon": &m.anon, "RssFile": &m.file}
+	found := 0
 	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("parsing VmRSS %q: %w", rest, err)
-			}
-			return kb << 10, nil
+		name, rest, ok := strings.Cut(line, ":")
+		dst := fields[name]
+		if !ok || dst == nil {
+			continue
 		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("parsing %s %q: %w", name, rest, err)
+		}
+		*dst = kb << 10
+		found++
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	if found != len(fields) {
+		return m, fmt.Errorf("VmRSS, RssAnon or RssFile missing from /proc/%d/status", pid)
+	}
+	return m, nil
 }
