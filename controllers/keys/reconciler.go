@@ -139,6 +139,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 			if apierrors.IsConflict(err) {
 				return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 			}
+			if apierrors.IsNotFound(err) {
+				return ctrl.Result{}, nil // deleted meanwhile
+			}
 			return ctrl.Result{}, fmt.Errorf("update %s status: %w", r.Kind.Name, err)
 		}
 	}
@@ -199,7 +202,7 @@ func (r *Reconciler) create(ctx context.Context, obj client.Object) (secretlayou
 	}
 	if lost {
 		r.Recorder.Eventf(obj, secret, corev1.EventTypeWarning, EventKeyLost, "ReplaceKey",
-			"Secret %s was deleted: its keypair is lost; generated a new keypair (revision %d, public key %s). Peers that hold the old key must pick up the new one.",
+			"Secret %s does not exist (deleted, or spec.secretName changed): the previous keypair is lost; generated a new keypair (revision %d, public key %s). Peers that hold the old key must pick up the new one.",
 			secret.Name, st.Revision, st.Current.Public)
 	} else {
 		r.Recorder.Eventf(obj, secret, corev1.EventTypeNormal, EventKeyGenerated, "GenerateKey",

@@ -123,7 +123,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	r.Metrics.observe(r.Kind.Name, obj.GetNamespace(), obj.GetName(), st, period, scheduled)
 	now := r.Clock.Now()
 
-	next, reason := r.nextStep(obj, st, now, period, overlap, scheduled)
+	next, reason, err := r.nextStep(obj, st, now, period, overlap, scheduled)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	if next != nil {
 		if err := r.Kind.ApplyState(ctx, r.Client, obj, secret.ResourceVersion, *next); err != nil {
 			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
@@ -140,12 +143,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 
 // nextStep returns the key state to write now, or nil when nothing is due,
 // and the reason: OverlapEnded, RotationRequested or RotationScheduled.
-func (r *Reconciler) nextStep(obj client.Object, st secretlayout.State, now time.Time, period, overlap time.Duration, scheduled bool) (*secretlayout.State, string) {
+func (r *Reconciler) nextStep(obj client.Object, st secretlayout.State, now time.Time, period, overlap time.Duration, scheduled bool) (*secretlayout.State, string, error) {
 	// (b) The overlap is over: drop the previous key.
 	if st.InOverlap() && !now.Before(st.OverlapUntil) {
 		next := st
 		next.Previous, next.OverlapUntil = nil, time.Time{}
-		return &next, v1alpha1.ReasonOverlapEnded
+		return &next, v1alpha1.ReasonOverlapEnded, nil
 	}
 	// (a) A rotation is requested or due.
 	request := obj.GetAnnotations()[v1alpha1.AnnotationRotate]
@@ -156,15 +159,15 @@ func (r *Reconciler) nextStep(obj client.Object, st secretlayout.State, now time
 	case scheduled && !now.Before(st.RotatedAt.Add(period)):
 		reason = v1alpha1.ReasonRotationScheduled
 	default:
-		return nil, ""
+		return nil, "", nil
 	}
 	next, err := rotate(st, now, overlap, r.Kind.KeepPreviousSecret)
 	if err != nil {
-		return nil, "" // crypto/rand failed; the requeue tries again
+		return nil, "", err
 	}
 	next.RotationRequest = request
 	next.RotationReason = reason
-	return &next, reason
+	return &next, reason, nil
 }
 
 // rotate returns st after one rotation at now: a new keypair one revision

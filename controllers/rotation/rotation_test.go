@@ -57,7 +57,10 @@ func TestNextStep(t *testing.T) {
 			r := &Reconciler{Kind: tt.kind}
 			obj := tt.kind.NewObject()
 			obj.SetAnnotations(map[string]string{v1alpha1.AnnotationRotate: tt.request})
-			next, reason := r.nextStep(obj, tt.st, tt.now, period, tt.overlap, tt.scheduled)
+			next, reason, err := r.nextStep(obj, tt.st, tt.now, period, tt.overlap, tt.scheduled)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if reason != tt.wantReason {
 				t.Fatalf("reason %q, want %q", reason, tt.wantReason)
 			}
