@@ -237,7 +237,7 @@ func (r *Reconciler) check(ctx context.Context, obj client.Object, secret *corev
 			"took Secret %s (keypair revision %d, public key %s) into management", secret.Name, st.Revision, st.Current.Public)
 	} else {
 		r.Recorder.Eventf(obj, secret, corev1.EventTypeWarning, EventSecretRepaired, "RepairSecret",
-			"Secret %s was edited: restored %s from its intact secret.key; the key is unchanged (revision %d, public key %s)",
+			"Secret %s was edited: rewrote %s from its intact secret.key; the key is unchanged (revision %d, public key %s)",
 			secret.Name, strings.Join(append(dataKeys, anns...), ", "), st.Revision, st.Current.Public)
 	}
 	return ready(f.SecretName, st), nil
