@@ -661,3 +661,43 @@ func TestForgedInitiate(t *testing.T) {
 		})
 	}
 }
+
+func TestCookieKeyRotation(t *testing.T) {
+	tests := []struct {
+		name    string
+		advance time.Duration // clock moves between WELCOME and INITIATE
+		ok      bool
+	}{
+		{"same cookie key", time.Second, true},
+		{"cookie key rotated once: previous key still accepted", 61 * time.Second, true},
+		{"just under two lifetimes", 119 * time.Second, true},
+		{"two lifetimes: cookie expired", 121 * time.Second, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			serverKey := mustKeyPair(t)
+			var mu sync.Mutex
+			now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			server, err := NewServer(ServerConfig{Keys: []KeyPair{serverKey}, Authenticator: allow("u"), Now: clock, CookieKeyLifetime: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := server.cookies.Load().cur
+			o := runHandshake(t, mustClient(t, mustKeyPair(t), serverKey.Public), server, handshakeOpts{
+				clientInfo: dealerInfo(), serverInfo: routerInfo(),
+				afterHello: func() { mu.Lock(); now = now.Add(tt.advance); mu.Unlock() },
+			})
+			if tt.ok {
+				if o.clientErr != nil || o.serverErr != nil {
+					t.Fatalf("client error %v, server error %v", o.clientErr, o.serverErr)
+				}
+			} else if !errors.Is(o.serverErr, ErrCryptographic) || o.clientErr == nil {
+				t.Fatalf("expired cookie: server error %v, client error %v; want ErrCryptographic", o.serverErr, o.clientErr)
+			}
+			if rotated := server.cookies.Load().cur != first; rotated != (tt.advance >= time.Minute) {
+				t.Errorf("cookie key rotated: %v, want %v", rotated, tt.advance >= time.Minute)
+			}
+		})
+	}
+}
