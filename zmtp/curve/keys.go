@@ -48,7 +48,7 @@ func (SecretKey) LogValue() slog.Value { return slog.StringValue(redacted) }
 func (SecretKey) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 // IsZero reports whether every byte of k is zero (an unset key).
-func (k *SecretKey) IsZero() bool {
+func (k SecretKey) IsZero() bool {
 	return subtle.ConstantTimeCompare(k[:], make([]byte, KeySize)) == 1
 }
 
