@@ -230,7 +230,13 @@ func (p *pyPeer) do(op map[string]any) (pyEvent, error) {
 	if err != nil {
 		return pyEvent{}, fmt.Errorf("pypeer %v: %w", op["op"], err)
 	}
-	timeout := time.After(peerTimeout)
+	// An operation answers within its own timeout (plus slack for a loaded
+	// machine); one that blocks longer means the peer is stuck.
+	wait := peerTimeout
+	if ms, ok := op["timeout_ms"].(int64); ok {
+		wait = time.Duration(ms)*time.Millisecond + 10*time.Second
+	}
+	timeout := time.After(wait)
 	for {
 		p.mu.Lock()
 		ev, ok := p.replies[id]
