@@ -23,7 +23,12 @@
 // and 0x02 for COMMAND (its other bits are ignored, as libzmq does); a server
 // that refuses a client sends ERROR, whose reason is the authenticator's
 // StatusText or, when that is empty, the three-digit status code that
-// libzmq's monitor reports as an authentication failure.
+// libzmq's monitor reports as an authentication failure. On the wire libzmq
+// carries each MESSAGE command in a data frame whose only outer flag is LONG
+// (MORE and COMMAND travel inside the box), and treats a MESSAGE that arrives
+// in a frame with the command flag as a command, dropping its data; framing
+// is the engine's part (zmtp.Conn), this package produces and reads the
+// MESSAGE body.
 //
 // Costs: the long-term keys are parsed once (NewServer, NewClient,
 // Server.SetKeys) and every shared key is computed once per handshake, with
