@@ -94,8 +94,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SidecarImage, "sidecar-image", o.SidecarImage, "image of the injected CURVE sidecar (normally the manager's own); empty disables the pod injector webhook")
 	fs.StringVar((*string)(&o.SidecarImagePullPolicy), "sidecar-image-pull-policy", string(o.SidecarImagePullPolicy), "imagePullPolicy of the injected sidecar: Always, IfNotPresent or Never")
 	fs.IntVar(&o.WebhookPort, "webhook-port", o.WebhookPort, "port of the pod injector webhook server")
-	fs.BoolVar(&o.CertRotation, "webhook-cert-rotation", o.CertRotation, "create and renew the webhook's serving certificate and caBundle; set false when cert-manager provides them in --webhook-cert-dir")
-	fs.StringVar(&o.CertDir, "webhook-cert-dir", o.CertDir, "directory holding tls.crt and tls.key, used when --webhook-cert-rotation=false")
+	fs.BoolVar(&o.CertRotation, "webhook-cert-rotation", o.CertRotation, "create and renew the webhook's serving certificate and caBundle; set false when cert-manager provides them in --cert-dir")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory holding the webhook's tls.crt and tls.key, used when --webhook-cert-rotation=false")
 	fs.StringVar(&o.Namespace, "webhook-namespace", o.Namespace, "namespace of the webhook Service and certificate Secret (default $"+NamespaceEnv+")")
 	fs.StringVar(&o.ServiceName, "webhook-service", o.ServiceName, "name of the webhook Service the certificate is issued for")
 	fs.StringVar(&o.CertSecretName, "webhook-cert-secret", o.CertSecretName, "name of the Secret holding the webhook's serving certificate")
@@ -121,7 +121,7 @@ func (o Options) validate() error {
 		return fmt.Errorf("--webhook-cert-rotation needs --webhook-namespace, --webhook-service, --webhook-cert-secret and --webhook-configuration")
 	}
 	if !o.CertRotation && o.CertDir == "" {
-		return fmt.Errorf("--webhook-cert-dir is required when --webhook-cert-rotation=false")
+		return fmt.Errorf("--cert-dir is required when --webhook-cert-rotation=false")
 	}
 	return nil
 }
