@@ -47,5 +47,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newKeygenCommand())
 	root.AddCommand(newSidecarCommand())
 	root.AddCommand(newManagerCommand(), newRotateCommand())
+	root.AddCommand(newCheckCommand())
 	return root
 }
