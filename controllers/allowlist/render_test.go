@@ -22,8 +22,8 @@ func mustPair(t *testing.T) keygen.KeyPair {
 func TestRenderDeterministicAndReused(t *testing.T) {
 	a, b := mustPair(t), mustPair(t)
 	files := map[string]fileSpec{
-		"ns.a.key":          {key: a.Public, identity: "ns/a", grant: GrantClientRef},
-		"ns.a.previous.key": {key: b.Public, identity: "ns/a", grant: GrantClientRef, until: "2030-01-01T00:00:00Z"},
+		"ns.a.key":                        {key: a.Public, identity: "ns/a", grant: GrantClientRef},
+		"ns.a.previous.key":               {key: b.Public, identity: "ns/a", grant: GrantClientRef, until: "2030-01-01T00:00:00Z"},
 		secretlayout.RawKeyFile(b.Public): {key: b.Public, identity: "laptop", grant: GrantServerPublicKeys},
 	}
 	srv := types.NamespacedName{Namespace: "ns", Name: "bus"}

@@ -3,6 +3,7 @@ package allowlist
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,8 +51,65 @@ type ServerReconciler struct {
 	Metrics *Metrics
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// MinWriteInterval is the least time between two writes of one
+	// server's allowlist: changes that arrive meanwhile are coalesced into
+	// the next write, so thousands of new clients cost a few writes of the
+	// ConfigMap rather than one each. The first change after a quiet period
+	// is written at once. Zero means DefaultMinWriteInterval; negative
+	// disables coalescing.
+	MinWriteInterval time.Duration
 
 	render renderer
+	writes lastWrites
+}
+
+// DefaultMinWriteInterval is the default ServerReconciler.MinWriteInterval.
+const DefaultMinWriteInterval = time.Second
+
+// lastWrites remembers when each server's allowlist was last written
+// (monotonic wall time, not the injectable clock: it paces API writes).
+type lastWrites struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]time.Time
+}
+
+// wait returns how long to wait before server's allowlist may be written.
+func (l *lastWrites) wait(server types.NamespacedName, interval time.Duration) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if last, ok := l.m[server]; ok {
+		if d := interval - time.Since(last); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// wrote records a write of server's allowlist now.
+func (l *lastWrites) wrote(server types.NamespacedName) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[types.NamespacedName]time.Time{}
+	}
+	l.m[server] = time.Now()
+}
+
+// forget drops a server that is gone.
+func (l *lastWrites) forget(server types.NamespacedName) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, server)
+}
+
+func (r *ServerReconciler) minWriteInterval() time.Duration {
+	switch {
+	case r.MinWriteInterval == 0:
+		return DefaultMinWriteInterval
+	case r.MinWriteInterval < 0:
+		return 0
+	}
+	return r.MinWriteInterval
 }
 
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers,verbs=get;list;watch
@@ -116,6 +174,9 @@ func (r *ServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if srv.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil // the ConfigMap goes with its owner
 	}
+	if d := r.writes.wait(req.NamespacedName, r.minWriteInterval()); d > 0 {
+		return ctrl.Result{RequeueAfter: d}, nil
+	}
 	nsl := NewNamespaceLabels(r.Client)
 	pol, err := CompilePolicy(ctx, r.Client, nsl, &srv)
 	if err != nil {
@@ -157,8 +218,11 @@ func (r *ServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			cond.Message = fmt.Sprintf("allowlist holds %d keys for %d identities", c.keys, c.identities)
 		}
 		if written {
+			r.writes.wrote(req.NamespacedName)
 			log.FromContext(ctx).V(1).Info("allowlist written", "keys", c.keys, "identities", c.identities, "bytes", c.size)
-			r.event(&srv, corev1.EventTypeNormal, "AllowlistUpdated", fmt.Sprintf("allowlist %s now holds %d keys for %d identities", cmName, c.keys, c.identities))
+			// One constant note, so the event recorder folds repeated
+			// updates into a series; the counts are in the status.
+			r.event(&srv, corev1.EventTypeNormal, "AllowlistUpdated", fmt.Sprintf("allowlist ConfigMap %s updated", cmName))
 		}
 	}
 
@@ -251,6 +315,7 @@ func (r *ServerReconciler) applyStatus(ctx context.Context, srv *v1alpha1.CurveS
 // forget drops what is kept for a server that is gone.
 func (r *ServerReconciler) forget(server types.NamespacedName) {
 	r.render.forget(server)
+	r.writes.forget(server)
 	r.Metrics.AllowlistSize.DeleteLabelValues(server.Namespace, server.Name)
 }
 
@@ -258,7 +323,10 @@ func (r *ServerReconciler) forget(server types.NamespacedName) {
 // public keys at most, never secrets.
 func (r *ServerReconciler) event(srv *v1alpha1.CurveServer, kind, reason, msg string) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(srv, nil, kind, reason, "UpdateAllowlist", "%s", msg)
+		// Regarding the server without its resourceVersion, so repeated
+		// events fold into one series instead of one Event each.
+		ref := &v1alpha1.CurveServer{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: srv.Name, UID: srv.UID}}
+		r.Recorder.Eventf(ref, nil, kind, reason, "UpdateAllowlist", "%s", msg)
 	}
 }
 

@@ -138,7 +138,57 @@ func (r *ClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if d := r.pendingGrace(&cc, entries); d == noWrite {
+		return ctrl.Result{}, nil
+	} else if d > 0 {
+		// Only waiting for the allowlist controller, which coalesces
+		// writes for a moment: report the outcome rather than the wait.
+		return ctrl.Result{RequeueAfter: d}, nil
+	}
 	return ctrl.Result{}, r.applyStatus(ctx, &cc, entries)
+}
+
+// PendingGrace is how long after a client's key was made
+// (status.lastRotationTime) a status that only says AllowlistPending is not
+// written: the allowlist normally catches up within it, and skipping the
+// transient state saves one status write per new or rotated client. A
+// client without a key gets no status.servers at all until it has one.
+const PendingGrace = 5 * time.Second
+
+// noWrite is pendingGrace's answer when no status is to be written.
+const noWrite = time.Duration(-1)
+
+// pendingGrace returns how long to hold back a status whose only failing
+// entries are AllowlistPending, or 0 to write it now.
+func (r *ClientReconciler) pendingGrace(cc *v1alpha1.CurveClient, entries []v1alpha1.ServerAuthorization) time.Duration {
+	pending := false
+	for _, e := range entries {
+		switch {
+		case e.Authorized:
+		case e.Reason == v1alpha1.ReasonAllowlistPending:
+			pending = true
+		default:
+			return 0
+		}
+	}
+	if !pending {
+		return 0
+	}
+	if cc.Status.PublicKey == "" {
+		// Without a key there is nothing to authorize yet; KeyReady,
+		// written by the keys controller, says why. The key's arrival
+		// wakes this reconciler.
+		return noWrite
+	}
+	t := cc.Status.LastRotationTime
+	if t == nil {
+		return 0
+	}
+	age := r.now().Sub(t.Time)
+	if age < 0 || age >= PendingGrace {
+		return 0
+	}
+	return PendingGrace - age
 }
 
 // servers reads every server cc names, once each, in spec order.

@@ -346,7 +346,10 @@ func (r *PublishReconciler) namespaceHandler() handler.EventHandler {
 // event records an event on srv when a recorder is set.
 func (r *PublishReconciler) event(srv *v1alpha1.CurveServer, kind, reason, msg string) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(srv, nil, kind, reason, "Publish", "%s", msg)
+		// Regarding the server without its resourceVersion, so repeated
+		// events fold into one series instead of one Event each.
+		ref := &v1alpha1.CurveServer{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: srv.Name, UID: srv.UID}}
+		r.Recorder.Eventf(ref, nil, kind, reason, "Publish", "%s", msg)
 	}
 }
 
