@@ -100,8 +100,11 @@ func (c *Conn) readOne(dst []byte) (Frame, error) {
 		return Frame{Flags: flags, Payload: p}, nil
 	}
 
-	if flags&FlagCommand == 0 {
-		return Frame{}, c.readError(fmt.Errorf("%w: clear data frame on an encrypted connection", ErrProtocol))
+	// On an encrypted connection every frame must be a MESSAGE command.
+	// libzmq sends it without the outer COMMAND flag (and no MORE: the real
+	// flags are inside the box); a peer that sets COMMAND is accepted too.
+	if flags&FlagMore != 0 {
+		return Frame{}, c.readError(fmt.Errorf("%w: MORE set outside a MESSAGE box", ErrProtocol))
 	}
 	if size > c.maxSealed {
 		return Frame{}, c.readError(frameTooLarge(size, int64(c.maxSealed)))

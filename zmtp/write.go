@@ -104,8 +104,11 @@ func (c *Conn) writeLocked(flags Flags, payload []byte) error {
 		_, err := c.bw.Write(payload)
 		return err
 	}
+	// libzmq 4.3 sends MESSAGE in a frame without the COMMAND flag (MORE
+	// and COMMAND travel inside the box) and treats a MESSAGE whose outer
+	// frame has COMMAND set as a command, dropping its data; so do as it does.
 	body := 1 + len(CmdMessage) + c.codec.SealedSize(len(payload))
-	c.wbuf = AppendFrameHeader(c.wbuf[:0], FlagCommand, uint64(body))
+	c.wbuf = AppendFrameHeader(c.wbuf[:0], 0, uint64(body))
 	start := len(c.wbuf)
 	c.wbuf = append(c.wbuf, byte(len(CmdMessage)))
 	c.wbuf = append(c.wbuf, CmdMessage...)

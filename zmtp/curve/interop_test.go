@@ -7,10 +7,8 @@ package curve
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -250,125 +248,16 @@ func requireMessageInDataFrames(t *testing.T) {
 		t.Fatal("the zmtp engine sends CURVE MESSAGE in command frames (outer flag 0x04): libzmq 4.3 " +
 			"sends and expects MESSAGE in data frames (outer flags 0 or LONG only) and drops a MESSAGE that " +
 			"arrives in a command frame, and the engine refuses libzmq's data-frame MESSAGE. zmtp's " +
-			"writeLocked and readOne must frame MESSAGE as a data frame; TestInteropThroughFramingShim " +
-			"shows this package's handshake and boxes interoperate once they do")
+			"writeLocked and readOne must frame MESSAGE as a data frame")
 	}
-}
-
-// framingShim relays TCP between our side and libzmq, rewriting only the
-// outer command flag of MESSAGE frames: cleared towards libzmq, set towards
-// us. It stands in for the engine's framing of MESSAGE while that differs
-// from libzmq's, so that the mechanism and the codec can be proven against
-// libzmq meanwhile. It forwards connections accepted on its endpoint to
-// target; libzmqIsTarget tells which side libzmq is on.
-func framingShim(t *testing.T, target string, libzmqIsTarget bool) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Go(func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", strings.TrimPrefix(target, "tcp://"))
-			if err != nil {
-				in.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, in, out)
-			mu.Unlock()
-			toLibzmq := func(from, to net.Conn) { defer to.Close(); relayFrames(from, to, true) }
-			toUs := func(from, to net.Conn) { defer to.Close(); relayFrames(from, to, false) }
-			if libzmqIsTarget {
-				wg.Go(func() { toLibzmq(in, out) })
-				wg.Go(func() { toUs(out, in) })
-			} else {
-				wg.Go(func() { toUs(in, out) })
-				wg.Go(func() { toLibzmq(out, in) })
-			}
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return "tcp://" + ln.Addr().String()
-}
-
-// relayFrames copies the greeting, then ZMTP frames, from src to dst,
-// clearing (toLibzmq) or setting the command flag of MESSAGE frames.
-func relayFrames(src io.Reader, dst io.Writer, toLibzmq bool) {
-	buf := make([]byte, 64)
-	if _, err := io.ReadFull(src, buf); err != nil {
-		return
-	}
-	if _, err := dst.Write(buf); err != nil {
-		return
-	}
-	for {
-		head := make([]byte, 9)
-		if _, err := io.ReadFull(src, head[:1]); err != nil {
-			return
-		}
-		sizeLen := 1
-		if head[0]&0x02 != 0 {
-			sizeLen = 8
-		}
-		if _, err := io.ReadFull(src, head[1:1+sizeLen]); err != nil {
-			return
-		}
-		size := uint64(head[1])
-		if sizeLen == 8 {
-			size = binary.BigEndian.Uint64(head[1:9])
-		}
-		body := make([]byte, size)
-		if _, err := io.ReadFull(src, body); err != nil {
-			return
-		}
-		if bytes.HasPrefix(body, []byte("\x07MESSAGE")) {
-			if toLibzmq {
-				head[0] &^= 0x04
-			} else {
-				head[0] |= 0x04
-			}
-		}
-		if _, err := dst.Write(append(head[:1+sizeLen], body...)); err != nil {
-			return
-		}
-	}
-}
-
-// TestInteropThroughFramingShim runs the data-path interop tests through
-// framingShim while the engine frames MESSAGE as a command; once it frames
-// MESSAGE as libzmq does, the direct tests cover this and it skips.
-func TestInteropThroughFramingShim(t *testing.T) {
-	testenvPyZMQ(t)
-	if !engineSealsInCommandFrames(t) {
-		t.Skip("the engine frames MESSAGE as libzmq does; the direct interop tests cover this")
-	}
-	t.Run("our client, libzmq server", func(t *testing.T) { ourClientLibzmqServer(t, true) })
-	t.Run("libzmq client, our server", func(t *testing.T) { libzmqClientOurServer(t, true) })
-	t.Run("deny then allow", func(t *testing.T) { denyThenAllow(t, true) })
 }
 
 func TestInteropOurClientLibzmqServer(t *testing.T) {
 	requireMessageInDataFrames(t)
-	ourClientLibzmqServer(t, false)
+	ourClientLibzmqServer(t)
 }
 
-func ourClientLibzmqServer(t *testing.T, viaShim bool) {
+func ourClientLibzmqServer(t *testing.T) {
 	ctx := interopCtx(t)
 	server, client := newCurveKeys(t), newCurveKeys(t)
 	certs := t.TempDir()
@@ -380,9 +269,6 @@ func ourClientLibzmqServer(t *testing.T, viaShim bool) {
 	})
 	mech := mustClient(t, client.KeyPair, server.Public)
 	endpoint := peer.Endpoint()
-	if viaShim {
-		endpoint = framingShim(t, endpoint, true)
-	}
 	c, err := zmtp.Dial(ctx, endpoint, &zmtp.Config{Mechanism: mech, SocketType: "DEALER", Identity: []byte("go-dealer")})
 	if err != nil {
 		t.Fatal(err)
@@ -435,10 +321,10 @@ func ourClientLibzmqServer(t *testing.T, viaShim bool) {
 
 func TestInteropLibzmqClientOurServer(t *testing.T) {
 	requireMessageInDataFrames(t)
-	libzmqClientOurServer(t, false)
+	libzmqClientOurServer(t)
 }
 
-func libzmqClientOurServer(t *testing.T, viaShim bool) {
+func libzmqClientOurServer(t *testing.T) {
 	ctx := interopCtx(t)
 	server, client := newCurveKeys(t), newCurveKeys(t)
 	auth := &authLog{decide: func(r *zmtp.AuthRequest) zmtp.AuthResult {
@@ -448,9 +334,6 @@ func libzmqClientOurServer(t *testing.T, viaShim bool) {
 		return zmtp.AuthResult{StatusCode: 400}
 	}}
 	endpoint, results := listenCurve(t, &zmtp.Config{Mechanism: mustServer(t, auth, server.KeyPair), SocketType: "ROUTER"})
-	if viaShim {
-		endpoint = framingShim(t, endpoint, false)
-	}
 	peer := startPeer(t, pypeer.Options{
 		Type: "DEALER", Connect: endpoint, Identity: "py-dealer", Monitor: true,
 		Mechanism: "CURVE", CurveServerKey: server.pub, CurvePublicKey: client.pub, CurveSecretKey: client.sec,
@@ -504,10 +387,10 @@ func libzmqClientOurServer(t *testing.T, viaShim bool) {
 // libzmq socket with the same keys.
 func TestInteropDenyThenAllow(t *testing.T) {
 	requireMessageInDataFrames(t)
-	denyThenAllow(t, false)
+	denyThenAllow(t)
 }
 
-func denyThenAllow(t *testing.T, viaShim bool) {
+func denyThenAllow(t *testing.T) {
 	tests := []struct {
 		name       string
 		statusText string
@@ -531,9 +414,6 @@ func denyThenAllow(t *testing.T, viaShim bool) {
 				return zmtp.AuthResult{StatusCode: 400, StatusText: tt.statusText}
 			}}
 			endpoint, results := listenCurve(t, &zmtp.Config{Mechanism: mustServer(t, auth, server.KeyPair), SocketType: "ROUTER"})
-			if viaShim {
-				endpoint = framingShim(t, endpoint, false)
-			}
 			opts := pypeer.Options{
 				Type: "DEALER", Connect: endpoint, Monitor: true,
 				Mechanism: "CURVE", CurveServerKey: server.pub, CurvePublicKey: client.pub, CurveSecretKey: client.sec,
