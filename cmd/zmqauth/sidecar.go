@@ -144,7 +144,7 @@ func runSidecar(cmd *cobra.Command, cfg sidecar.Config, logOpts *sidecarLogOptio
 	if err != nil {
 		return fmt.Errorf("sidecar: %w", err)
 	}
-	s, err := sidecar.Open(cfg, sidecar.Options{Logger: log})
+	s, err := sidecar.Open(cmd.Context(), cfg, sidecar.Options{Logger: log})
 	if err != nil {
 		return fmt.Errorf("sidecar: %s", oneLine(err))
 	}

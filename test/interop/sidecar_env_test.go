@@ -189,7 +189,7 @@ type runningSidecar struct {
 func (w *world) start(cfg sidecar.Config) *runningSidecar {
 	w.t.Helper()
 	logs := &lockedBuffer{}
-	s, err := sidecar.Open(cfg, sidecar.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	s, err := sidecar.Open(context.Background(), cfg, sidecar.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		w.t.Fatalf("sidecar: %v", err)
 	}

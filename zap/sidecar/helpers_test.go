@@ -129,7 +129,7 @@ type running struct {
 func startSidecar(t *testing.T, cfg Config, sec *secrets) *running {
 	t.Helper()
 	logs := &logBuffer{}
-	s, err := Open(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	s, err := Open(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -39,7 +39,7 @@ type inboundRoute struct {
 
 // newInbound loads the route's keys (which must be there), tries its
 // allowlist and binds its listener.
-func newInbound(rc InboundRoute, conn zmtp.Config, m *metrics.Metrics, log *slog.Logger) (*inboundRoute, error) {
+func newInbound(ctx context.Context, rc InboundRoute, conn zmtp.Config, m *metrics.Metrics, log *slog.Logger) (*inboundRoute, error) {
 	r := &inboundRoute{cfg: rc, metrics: m, log: log.With("route", rc.Name)}
 	mode, err := policy.ParseMode(rc.Mode)
 	if err != nil {
@@ -72,7 +72,7 @@ func newInbound(rc InboundRoute, conn zmtp.Config, m *metrics.Metrics, log *slog
 		Metrics: m,
 		Logger:  log,
 	}
-	r.ln, err = listen(rc.Name, rc.Listen)
+	r.ln, err = listen(ctx, rc.Name, rc.Listen)
 	if err != nil {
 		return nil, err
 	}

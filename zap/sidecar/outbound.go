@@ -37,7 +37,7 @@ type outboundRoute struct {
 
 // newOutbound loads the route's keypair and server key (both must be
 // there) and binds its listener.
-func newOutbound(rc OutboundRoute, conn zmtp.Config, m *metrics.Metrics, log *slog.Logger) (*outboundRoute, error) {
+func newOutbound(ctx context.Context, rc OutboundRoute, conn zmtp.Config, m *metrics.Metrics, log *slog.Logger) (*outboundRoute, error) {
 	r := &outboundRoute{cfg: rc, metrics: m, log: log.With("route", rc.Name)}
 	if err := r.reloadKeys(); err != nil {
 		return nil, fmt.Errorf("route %s: client keys: %w", rc.Name, err)
@@ -59,7 +59,7 @@ func newOutbound(rc OutboundRoute, conn zmtp.Config, m *metrics.Metrics, log *sl
 		Logger:       log,
 	}
 	var err error
-	r.ln, err = listen(rc.Name, rc.Listen)
+	r.ln, err = listen(ctx, rc.Name, rc.Listen)
 	if err != nil {
 		return nil, err
 	}

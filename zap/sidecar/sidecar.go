@@ -56,12 +56,12 @@ type Sidecar struct {
 }
 
 // Open validates cfg, loads every route's keys and binds every listener
-// (routes and admin). It fails, leaving nothing open, on an invalid
+// (routes and admin); ctx bounds the binding. It fails, leaving nothing open, on an invalid
 // configuration, a key file that is missing or malformed, and an address
 // that cannot be bound. Allowlists are loaded too, but one that cannot be
 // loaded is not an error: its route stays closed and the sidecar not ready
 // until it can be (see the package documentation).
-func Open(cfg Config, opts Options) (_ *Sidecar, err error) {
+func Open(ctx context.Context, cfg Config, opts Options) (_ *Sidecar, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -79,14 +79,14 @@ func Open(cfg Config, opts Options) (_ *Sidecar, err error) {
 		}
 	}()
 	for _, rc := range cfg.Inbound {
-		r, err := newInbound(rc, s.connConfig(), s.metrics, s.log)
+		r, err := newInbound(ctx, rc, s.connConfig(), s.metrics, s.log)
 		if err != nil {
 			return nil, err
 		}
 		s.inbound = append(s.inbound, r)
 	}
 	for _, rc := range cfg.Outbound {
-		r, err := newOutbound(rc, s.connConfig(), s.metrics, s.log)
+		r, err := newOutbound(ctx, rc, s.connConfig(), s.metrics, s.log)
 		if err != nil {
 			return nil, err
 		}
@@ -264,12 +264,13 @@ func (s *Sidecar) AdminAddr() string {
 func (s *Sidecar) Registry() *prometheus.Registry { return s.registry }
 
 // listen binds a route's address.
-func listen(route, addr string) (net.Listener, error) {
+func listen(ctx context.Context, route, addr string) (net.Listener, error) {
 	a, err := NormalizeAddr(addr)
 	if err != nil {
 		return nil, fmt.Errorf("route %s: %w", route, err)
 	}
-	ln, err := net.Listen("tcp", a)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", a)
 	if err != nil {
 		return nil, fmt.Errorf("route %s: cannot listen: %w", route, err)
 	}

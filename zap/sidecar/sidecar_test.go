@@ -134,7 +134,7 @@ func TestOpenFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := Open(tt.cfg, Options{})
+			s, err := Open(context.Background(), tt.cfg, Options{})
 			if err == nil {
 				s.Close()
 				t.Fatal("Open succeeded")
@@ -484,4 +484,67 @@ func TestOutboundToInbound(t *testing.T) {
 	allow(t, s.allowDir, "team.c2", c2)
 	writeKeyDir(t, clientDir, c2, nil)
 	waitFor(t, "the new client key used", 3*time.Second, func() bool { return request() == "team/c2" })
+}
+
+// TestAuditMode lets a client outside the allowlist in, naming it by its
+// key and counting it, with heartbeats on every connection.
+func TestAuditMode(t *testing.T) {
+	s := newServerSetup(t)
+	if err := os.MkdirAll(s.allowDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stranger := newKeyPair(t, s.sec)
+	app := startApp(t, "PULL")
+	cfg := s.inbound(app.addr)
+	cfg.Inbound[0].Mode = "audit"
+	cfg.Heartbeat = Duration(50 * time.Millisecond)
+	sc := startSidecar(t, cfg, s.sec)
+	if err := sc.Ready(); err != nil {
+		t.Errorf("audit mode with an empty allowlist not ready: %v", err)
+	}
+	c, err := dialCurve(t, sc.Addr("bus").String(), stranger, s.server.Public)
+	if err != nil {
+		t.Fatalf("audit mode refused a client: %v", err)
+	}
+	pull := app.accept(t)
+	if v, _ := pull.Peer().Metadata.Get(zmtp.PropUserID); string(v) != stranger.Public.String() {
+		t.Errorf("User-Id %q, want the client's key %s", v, stranger.Public)
+	}
+	// Both ends read all the time, as libzmq does, so that they answer the
+	// sidecar's PINGs; idle for several heartbeat intervals, the hops stay
+	// up.
+	go func() {
+		for {
+			if _, err := c.ReadFrame(nil); err != nil {
+				return
+			}
+		}
+	}()
+	got := make(chan string, 1)
+	go func() {
+		m, err := pull.ReadMessage()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(m[0])
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := c.WriteMessage([]byte("audited")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != "audited" {
+			t.Fatalf("app got %q", m)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("nothing arrived")
+	}
+	if n := metricValue(t, sc.Registry(), "zmqauth_sidecar_handshakes_total", map[string]string{"result": "audit_pass"}); n != 1 {
+		t.Errorf("audit_pass handshakes = %v, want 1", n)
+	}
+	if !strings.Contains(sc.logs.String(), stranger.Public.String()) {
+		t.Error("the audited client's key was not logged")
+	}
 }
