@@ -15,10 +15,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers"
+	"github.com/zmqauth/zmqauth/controllers/injector"
 )
 
 // LeaderElectionID is the Lease the manager replicas compete for.
@@ -30,13 +30,12 @@ type managerOptions struct {
 	probeAddr   string
 	leaderElect bool
 	kubeconfig  string
-	webhookPort int
-	certDir     string
+	injector    injector.Options
 	zap         zap.Options
 }
 
 func newManagerCommand() *cobra.Command {
-	o := managerOptions{zap: zap.Options{Development: false}}
+	o := managerOptions{zap: zap.Options{Development: false}, injector: injector.DefaultOptions()}
 	cmd := &cobra.Command{
 		Use:   "manager",
 		Short: "Run the operator: keypair Secrets, rotation, key distribution and allowlists",
@@ -59,8 +58,7 @@ The cluster is reached through --kubeconfig, else $KUBECONFIG or
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints listen on")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader among replicas so only one reconciles (the Deployment sets it)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file; default $KUBECONFIG, ~/.kube/config, then in-cluster")
-	f.IntVar(&o.webhookPort, "webhook-port", webhook.DefaultPort, "port the admission webhook server listens on")
-	f.StringVar(&o.certDir, "cert-dir", "", "directory holding the webhook's tls.crt and tls.key (default: controller-runtime's)")
+	o.injector.AddFlags(f)
 	zfs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.zap.BindFlags(zfs)
 	f.AddGoFlagSet(zfs)
@@ -107,6 +105,10 @@ func (o *managerOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	inj, err := injector.New(o.injector)
+	if err != nil {
+		return fmt.Errorf("injector: %w", err)
+	}
 	shutdown := 30 * time.Second
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
@@ -116,7 +118,7 @@ func (o *managerOptions) run(ctx context.Context) error {
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionReleaseOnCancel: true, // the process exits right after Start returns
-		WebhookServer:                 webhook.NewServer(webhook.Options{Port: o.webhookPort, CertDir: o.certDir}),
+		WebhookServer:                 inj.WebhookServer(),
 		GracefulShutdownTimeout:       &shutdown,
 	})
 	if err != nil {
@@ -124,6 +126,9 @@ func (o *managerOptions) run(ctx context.Context) error {
 	}
 	if err := controllers.Setup(mgr, controllers.Options{}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
+	}
+	if err := inj.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up injector: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
