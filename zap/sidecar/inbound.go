@@ -165,10 +165,13 @@ func (r *inboundRoute) reloadAllowlist() error {
 	if err != nil {
 		return err
 	}
-	r.policy.SetAllowlist(list)
 	r.mu.Lock()
 	r.allowlistErr = nil
 	r.mu.Unlock()
+	if sameEntries(list, r.policy.Allowlist()) {
+		return nil // a touched file or a remount: nothing to apply
+	}
+	r.policy.SetAllowlist(list)
 	if n := r.relay.CloseWhere(func(key []byte) bool { return !r.policy.Allowed(key) }); n > 0 {
 		r.metrics.Revoked(r.cfg.Name, n)
 		r.log.Info("closed the live sessions of revoked client keys", "sessions", n)
@@ -257,4 +260,22 @@ func (g *gatedListener) Accept() (net.Conn, error) {
 		g.log.Debug("connection closed: allowlist not loaded", "remote", c.RemoteAddr().String())
 		_ = c.Close()
 	}
+}
+
+// sameEntries reports whether two allowlists allow the same keys with the
+// same identities; a nil allowlist equals nothing.
+func sameEntries(a, b *allowlist.Allowlist) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	ea, eb := a.Entries(), b.Entries()
+	if len(ea) != len(eb) {
+		return false
+	}
+	for i := range ea {
+		if ea[i].Key != eb[i].Key || ea[i].Identity != eb[i].Identity {
+			return false
+		}
+	}
+	return true
 }
