@@ -5,6 +5,7 @@ package controllers
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +25,10 @@ import (
 
 // Options configures Setup. The zero value is the production setup.
 type Options struct {
+	// RotationPropagationDelay is how long a rotation stages the next key
+	// before switching to it, so every pod has it first (see package
+	// rotation). Zero switches at once.
+	RotationPropagationDelay time.Duration
 	// Registerer receives every controller's metrics; nil means
 	// controller-runtime's metrics.Registry, which the manager serves.
 	Registerer prometheus.Registerer
@@ -81,6 +86,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}
 		rr := &rotation.Reconciler{
 			Client: mgr.GetClient(), Recorder: recorder, Clock: opts.Clock, Kind: kind, Metrics: rotationMetrics,
+			PropagationDelay: opts.RotationPropagationDelay,
 		}
 		if err := rr.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up rotation controller for %s: %w", kind.Name, err)

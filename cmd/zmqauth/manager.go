@@ -31,6 +31,7 @@ type managerOptions struct {
 	leaderElect bool
 	kubeconfig  string
 	injector    injector.Options
+	propagation time.Duration
 	zap         zap.Options
 }
 
@@ -58,6 +59,8 @@ The cluster is reached through --kubeconfig, else $KUBECONFIG or
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints listen on")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader among replicas so only one reconciles (the Deployment sets it)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file; default $KUBECONFIG, ~/.kube/config, then in-cluster")
+	f.DurationVar(&o.propagation, "rotation-propagation-delay", 2*time.Minute,
+		"how long a rotation stages the next key before switching to it, so that every pod's mounted Secret and allowlist have it first (the kubelet's sync period plus its cache TTL); 0 switches at once")
 	o.injector.AddFlags(f)
 	zfs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.zap.BindFlags(zfs)
@@ -124,7 +127,7 @@ func (o *managerOptions) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{}); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{RotationPropagationDelay: o.propagation}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
 	if err := inj.SetupWithManager(mgr); err != nil {

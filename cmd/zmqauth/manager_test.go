@@ -76,7 +76,8 @@ func TestManagerAndRotate(t *testing.T) {
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, []string{"manager", "--kubeconfig", kubeconfig, "--metrics-bind-address", "0",
-			"--health-probe-bind-address", probes, "--zap-log-level", "error"}, strings.NewReader(""), &mgrOut, &mgrErr)
+			"--health-probe-bind-address", probes, "--zap-log-level", "error",
+			"--rotation-propagation-delay", "1s"}, strings.NewReader(""), &mgrOut, &mgrErr)
 	}()
 	for _, path := range []string{"/healthz", "/readyz"} {
 		keystest.Eventually(t, 30*time.Second, "manager "+path, func(ctx context.Context) (bool, error) {

@@ -105,6 +105,7 @@ func (o *rotateOptions) run(cmd *cobra.Command, arg string) error {
 		return fmt.Errorf("get %s: %w", arg, err)
 	}
 	kind, _, _, revision := rotationStatus(obj)
+	before := revision
 
 	value := time.Now().UTC().Format(time.RFC3339Nano)
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
@@ -122,18 +123,20 @@ func (o *rotateOptions) run(cmd *cobra.Command, arg string) error {
 	if o.wait <= 0 {
 		return nil
 	}
-	return o.waitAnswered(ctx, c, key, obj, value, out)
+	return o.waitAnswered(ctx, c, key, obj, value, before, out)
 }
 
 // waitAnswered waits until the object's status says the request was
-// answered, and prints the new key.
-func (o *rotateOptions) waitAnswered(ctx context.Context, c client.Client, key types.NamespacedName, obj client.Object, value string, out interface{ Write([]byte) (int, error) }) error {
+// answered and the key revision moved past before (a staged rotation answers
+// the request first and switches keys after the propagation delay), and
+// prints the new key.
+func (o *rotateOptions) waitAnswered(ctx context.Context, c client.Client, key types.NamespacedName, obj client.Object, value string, before int64, out interface{ Write([]byte) (int, error) }) error {
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, o.wait, true, func(ctx context.Context) (bool, error) {
 		if err := c.Get(ctx, key, obj); err != nil {
 			return false, err
 		}
-		_, request, _, _ := rotationStatus(obj)
-		return request == value, nil
+		_, request, _, revision := rotationStatus(obj)
+		return request == value && revision > before, nil
 	})
 	if err != nil {
 		return fmt.Errorf("rotation not confirmed within %s (is the manager running?): %w", o.wait, err)

@@ -37,8 +37,11 @@ type Fields struct {
 	// ReadyFrom are the condition types the Ready condition sums up.
 	ReadyFrom []string
 
-	PublicKey           *string
-	PreviousPublicKey   *string
+	PublicKey         *string
+	PreviousPublicKey *string
+	// NextPublicKey is nil for kinds whose status does not publish a
+	// staged next key (CurveServer: its sidecars read it from the Secret).
+	NextPublicKey       *string
 	KeyRevision         *int64
 	LastRotationTime    **metav1.Time
 	NextRotationTime    **metav1.Time
@@ -91,6 +94,7 @@ func ClientKind() Kind {
 				ReadyFrom:           []string{v1alpha1.ConditionKeyReady, v1alpha1.ConditionAuthorized},
 				PublicKey:           &s.PublicKey,
 				PreviousPublicKey:   &s.PreviousPublicKey,
+				NextPublicKey:       &s.NextPublicKey,
 				KeyRevision:         &s.KeyRevision,
 				LastRotationTime:    &s.LastRotationTime,
 				NextRotationTime:    &s.NextRotationTime,

@@ -300,6 +300,13 @@ func (r *Reconciler) repairState(obj client.Object, secret *corev1.Secret, kp ke
 	} else {
 		st.RotationRequest = *f.LastRotationRequest
 	}
+	// A staged next keypair survives a repair when it is intact; a damaged
+	// one is dropped and the rotation stages a new one.
+	if next, err := secretlayout.ParseNext(secret); err == nil && next != nil {
+		if since, err := time.Parse(time.RFC3339, ann[secretlayout.AnnotationNextSince]); err == nil {
+			st.Next, st.NextSince = next, since.UTC()
+		}
+	}
 	pub, pair, err := secretlayout.ParsePrevious(secret)
 	until, uerr := time.Parse(time.RFC3339, ann[secretlayout.AnnotationOverlapUntil])
 	if err != nil || pub == nil || uerr != nil {

@@ -28,13 +28,15 @@ const FieldOwner = "zmqauth-keys"
 
 // managedData are the data keys the key state may occupy; any of them not in
 // a state written is removed.
-var managedData = append(slices.Clone(secretlayout.KeyFiles), secretlayout.KeyPreviousPublic, secretlayout.KeyPreviousSecret)
+var managedData = append(slices.Clone(secretlayout.KeyFiles), secretlayout.KeyPreviousPublic, secretlayout.KeyPreviousSecret,
+	secretlayout.KeyNextPublic, secretlayout.KeyNextSecret)
 
 // managedAnnotations are the annotations the key state may occupy.
 var managedAnnotations = []string{
 	secretlayout.AnnotationKeyRevision,
 	secretlayout.AnnotationRotatedAt,
 	secretlayout.AnnotationOverlapUntil,
+	secretlayout.AnnotationNextSince,
 	secretlayout.AnnotationRotationRequest,
 	secretlayout.AnnotationRotationReason,
 }

@@ -29,6 +29,12 @@ func (r *Reconciler) setStatus(obj client.Object, out outcome) {
 		if st.Previous != nil {
 			*f.PreviousPublicKey = st.Previous.Public.String()
 		}
+		if f.NextPublicKey != nil {
+			*f.NextPublicKey = ""
+			if st.Next != nil {
+				*f.NextPublicKey = st.Next.Public.String()
+			}
+		}
 		*f.KeyRevision = st.Revision
 		*f.LastRotationTime = &metav1.Time{Time: st.RotatedAt}
 		*f.NextRotationTime = nil

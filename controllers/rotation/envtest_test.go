@@ -32,6 +32,7 @@ func TestRotationEnvtest(t *testing.T) {
 	t.Run("ZeroOverlap", func(t *testing.T) { t.Parallel(); testZeroOverlap(t, env) })
 	t.Run("RestartBetweenSteps", func(t *testing.T) { t.Parallel(); testRestartBetweenSteps(t, env) })
 	t.Run("Scheduled", func(t *testing.T) { t.Parallel(); testScheduled(t, env) })
+	t.Run("Staged", func(t *testing.T) { t.Parallel(); testStaged(t, env) })
 }
 
 func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
@@ -386,4 +387,60 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[str
 	t.Helper()
 	v, _ := metric(t, reg, name, labels)
 	return v
+}
+
+// testStaged: with a propagation delay, a requested rotation first stages the
+// next key (a client publishes it in status.nextPublicKey so allowlists admit
+// it), keeps using the current key, and switches only after the delay.
+func testStaged(t *testing.T, env *keystest.Env) {
+	ns := env.Namespace(t)
+	const delay = 3 * time.Second
+	env.StartManagerWithDelay(t, ns, nil, delay)
+	for _, kind := range []keys.Kind{keys.ServerKind(), keys.ClientKind()} {
+		t.Run(kind.Name, func(t *testing.T) {
+			obj := newObject(kind, ns, "staged-"+strings.ToLower(kind.Name), 5*time.Minute, time.Minute)
+			if err := env.Client.Create(context.Background(), obj); err != nil {
+				t.Fatal(err)
+			}
+			key := client.ObjectKeyFromObject(obj)
+			first := waitFor(t, env, kind, key, "first key", func(s snapshot) bool { return s.state.Revision == 1 })
+
+			requested := time.Now()
+			requestRotation(t, env, obj, "staged-1")
+			staged := waitFor(t, env, kind, key, "staged next key", func(s snapshot) bool { return s.state.Next != nil })
+			if staged.state.Revision != 1 || staged.state.Current.Public != first.state.Current.Public {
+				t.Fatal("staging changed the current key")
+			}
+			next := staged.state.Next.Public
+			if string(staged.secret.Data[secretlayout.KeyNextPublic]) != next.String() {
+				t.Error("next-public.key does not hold the staged key")
+			}
+			if f := staged.f; f.NextPublicKey != nil {
+				keystest.Eventually(t, timeout, "status.nextPublicKey", func(ctx context.Context) (bool, error) {
+					s, err := read(ctx, env, kind, key)
+					return err == nil && *s.f.NextPublicKey == next.String(), err
+				})
+			}
+
+			switched := waitFor(t, env, kind, key, "switch to the staged key", func(s snapshot) bool { return s.state.Revision == 2 })
+			if waited := time.Since(requested); waited < delay {
+				t.Errorf("switched after %s, before the %s propagation delay", waited, delay)
+			}
+			if switched.state.Current.Public != next {
+				t.Error("the switch did not use the staged key")
+			}
+			if switched.state.Next != nil || switched.secret.Data[secretlayout.KeyNextPublic] != nil {
+				t.Error("the staged key is still staged after the switch")
+			}
+			if switched.state.Previous == nil || switched.state.Previous.Public != first.state.Current.Public {
+				t.Error("the old key is not kept as previous")
+			}
+			if f := switched.f; f.NextPublicKey != nil && *f.NextPublicKey != "" {
+				keystest.Eventually(t, timeout, "status.nextPublicKey cleared", func(ctx context.Context) (bool, error) {
+					s, err := read(ctx, env, kind, key)
+					return err == nil && *s.f.NextPublicKey == "", err
+				})
+			}
+		})
+	}
 }

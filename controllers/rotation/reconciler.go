@@ -48,6 +48,8 @@ import (
 const (
 	// EventRotated: a new keypair replaced the current one (Normal).
 	EventRotated = "Rotated"
+	// EventStaged: a next keypair was staged for the switch (Normal).
+	EventStaged = "RotationStaged"
 	// EventOverlapEnded: the previous key was removed (Normal).
 	EventOverlapEnded = v1alpha1.ReasonOverlapEnded
 )
@@ -64,6 +66,11 @@ type Reconciler struct {
 	Kind keys.Kind
 	// Metrics are the rotation collectors.
 	Metrics *Metrics
+	// PropagationDelay is how long a staged next keypair waits before the
+	// switch to it: the time for the kubelet to bring the Secret and the
+	// allowlists that name the next key into every pod. Zero switches at
+	// once, without staging.
+	PropagationDelay time.Duration
 }
 
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers;curveclients,verbs=get;list;watch
@@ -150,7 +157,15 @@ func (r *Reconciler) nextStep(obj client.Object, st secretlayout.State, now time
 		next.Previous, next.OverlapUntil = nil, time.Time{}
 		return &next, v1alpha1.ReasonOverlapEnded, nil
 	}
-	// (a) A rotation is requested or due.
+	// (a2) A staged keypair has had time to reach every peer: switch to it.
+	if st.Next != nil {
+		if now.Before(st.NextSince.Add(r.PropagationDelay)) {
+			return nil, "", nil
+		}
+		next := promote(st, *st.Next, now, overlap, r.Kind.KeepPreviousSecret)
+		return &next, st.RotationReason, nil
+	}
+	// (a1) A rotation is requested or due.
 	request := obj.GetAnnotations()[v1alpha1.AnnotationRotate]
 	var reason string
 	switch {
@@ -161,7 +176,13 @@ func (r *Reconciler) nextStep(obj client.Object, st secretlayout.State, now time
 	default:
 		return nil, "", nil
 	}
-	next, err := rotate(st, now, overlap, r.Kind.KeepPreviousSecret)
+	var next secretlayout.State
+	var err error
+	if r.PropagationDelay > 0 {
+		next, err = stage(st, now)
+	} else {
+		next, err = rotate(st, now, overlap, r.Kind.KeepPreviousSecret)
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -170,14 +191,34 @@ func (r *Reconciler) nextStep(obj client.Object, st secretlayout.State, now time
 	return &next, reason, nil
 }
 
-// rotate returns st after one rotation at now: a new keypair one revision
-// up, the old key kept as previous until now+overlap (none with a zero
-// overlap).
+// stage returns st with a new keypair staged as Next at now: peers learn it
+// (a server's sidecar accepts it, allowlists admit a client's) before the
+// switch to it, PropagationDelay later.
+func stage(st secretlayout.State, now time.Time) (secretlayout.State, error) {
+	kp, err := keygen.GenerateKeyPair(nil)
+	if err != nil {
+		return st, fmt.Errorf("generate keypair: %w", err)
+	}
+	next := st
+	next.Next = &kp
+	// Stored with one-second resolution: round up, so the switch never
+	// comes before the full propagation delay.
+	next.NextSince = now.UTC().Add(time.Second - 1).Truncate(time.Second)
+	return next, nil
+}
+
+// rotate returns st after one rotation at now to a new keypair.
 func rotate(st secretlayout.State, now time.Time, overlap time.Duration, keepPreviousSecret bool) (secretlayout.State, error) {
 	kp, err := keygen.GenerateKeyPair(nil)
 	if err != nil {
 		return st, fmt.Errorf("generate keypair: %w", err)
 	}
+	return promote(st, kp, now, overlap, keepPreviousSecret), nil
+}
+
+// promote returns st after switching at now to kp, one revision up, the old
+// key kept as previous until now+overlap (none with a zero overlap).
+func promote(st secretlayout.State, kp keygen.KeyPair, now time.Time, overlap time.Duration, keepPreviousSecret bool) secretlayout.State {
 	at := now.UTC().Truncate(time.Second)
 	next := secretlayout.State{
 		Current:         kp,
@@ -194,7 +235,7 @@ func rotate(st secretlayout.State, now time.Time, overlap time.Duration, keepPre
 		next.Previous = &prev
 		next.OverlapUntil = at.Add(overlap)
 	}
-	return next, nil
+	return next
 }
 
 // report emits the Event and counts the rotation of a step just written.
@@ -203,6 +244,12 @@ func (r *Reconciler) report(obj client.Object, secret *corev1.Secret, before, af
 		r.Recorder.Eventf(obj, secret, corev1.EventTypeNormal, EventOverlapEnded, "EndOverlap",
 			"overlap ended: the previous key %s is no longer accepted; only revision %d (public key %s) is",
 			before.Previous.Public, after.Revision, after.Current.Public)
+		return
+	}
+	if after.Next != nil {
+		r.Recorder.Eventf(obj, secret, corev1.EventTypeNormal, EventStaged, "StageRotation",
+			"staged next key %s (%s); peers learn it now and the switch to it follows at %s",
+			after.Next.Public, reason, after.NextSince.Add(r.PropagationDelay).Format(time.RFC3339))
 		return
 	}
 	r.Metrics.Rotations.WithLabelValues(r.Kind.Name).Inc()
@@ -220,6 +267,9 @@ func (r *Reconciler) wake(st secretlayout.State, now time.Time, period time.Dura
 	var due []time.Time
 	if st.InOverlap() {
 		due = append(due, st.OverlapUntil)
+	}
+	if st.Next != nil {
+		due = append(due, st.NextSince.Add(r.PropagationDelay))
 	}
 	if scheduled {
 		due = append(due, st.RotatedAt.Add(period))

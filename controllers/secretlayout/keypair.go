@@ -203,3 +203,42 @@ func ParsePrevious(secret *corev1.Secret) (*keygen.PublicKey, *keygen.KeyPair, e
 	}
 	return &pk, &keygen.KeyPair{Public: pk, Secret: sk}, nil
 }
+
+// NextData returns the data keys that hold a staged next keypair.
+func NextData(kp keygen.KeyPair) map[string][]byte {
+	return map[string][]byte{
+		KeyNextPublic: []byte(kp.Public.String()),
+		KeyNextSecret: []byte(kp.Secret.Z85()),
+	}
+}
+
+// ParseNext returns the staged next keypair of a Secret, nil when there is
+// none. Both files must be present and agree.
+func ParseNext(secret *corev1.Secret) (*keygen.KeyPair, error) {
+	rawPub, hasPub := secret.Data[KeyNextPublic]
+	rawSec, hasSec := secret.Data[KeyNextSecret]
+	switch {
+	case !hasPub && !hasSec:
+		return nil, nil
+	case !hasPub:
+		return nil, fieldErr(KeyNextPublic, ErrMissing)
+	case !hasSec:
+		return nil, fieldErr(KeyNextSecret, ErrMissing)
+	}
+	pk, err := keygen.ParsePublicKey(string(rawPub))
+	if err != nil {
+		return nil, fieldErr(KeyNextPublic, err)
+	}
+	sk, err := keygen.ParseSecretKey(string(rawSec))
+	if err != nil {
+		return nil, fieldErr(KeyNextSecret, err)
+	}
+	derived, err := keygen.PublicFromSecret(sk)
+	if err != nil {
+		return nil, fieldErr(KeyNextSecret, err)
+	}
+	if derived != pk {
+		return nil, fieldErr(KeyNextPublic, ErrMismatch)
+	}
+	return &keygen.KeyPair{Public: pk, Secret: sk}, nil
+}

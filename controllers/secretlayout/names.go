@@ -29,6 +29,14 @@ const (
 	// KeyPreviousSecret holds a CurveServer's previous secret key during an
 	// overlap.
 	KeyPreviousSecret = v1alpha1.SecretKeyPreviousSecret
+	// KeyNextPublic and KeyNextSecret hold, while a rotation is staged, the
+	// keypair the next rotation step switches to. Servers accept a client's
+	// next key and a server's sidecar accepts HELLOs for its next key before
+	// anyone uses it, so the switch never presents a key a peer has not
+	// loaded yet.
+	KeyNextPublic = "next-public.key"
+	// KeyNextSecret: see KeyNextPublic.
+	KeyNextSecret = "next-secret.key"
 
 	// ServerKeyPrefix starts the data key of each server public certificate
 	// in a CurveClient's Secret (see ServerKeyFileName).
@@ -62,6 +70,10 @@ const (
 	// AnnotationOverlapUntil (keypair Secret) is, during an overlap, when the
 	// previous key stops being accepted, RFC 3339. Absent otherwise.
 	AnnotationOverlapUntil = "zmqauth.io/overlap-until"
+	// AnnotationNextSince (keypair Secret) is, while a rotation is staged,
+	// when the next keypair was written; the switch to it waits for the
+	// propagation delay after this time.
+	AnnotationNextSince = "zmqauth.io/next-since"
 	// AnnotationRotationRequest (keypair Secret) is the value of the CR's
 	// zmqauth.io/rotate annotation that has been answered; written in the
 	// same write as the rotation so a request is answered exactly once.

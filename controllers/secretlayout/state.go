@@ -28,6 +28,11 @@ type State struct {
 	RotatedAt time.Time
 	// OverlapUntil is, when Previous is set, when it stops being accepted.
 	OverlapUntil time.Time
+	// Next is, while a rotation is staged, the keypair the rotation will
+	// switch to; peers learn it before it is used. Nil otherwise.
+	Next *keygen.KeyPair
+	// NextSince is when Next was staged.
+	NextSince time.Time
 	// RotationRequest is the last value of the CR's zmqauth.io/rotate
 	// annotation that has been answered.
 	RotationRequest string
@@ -48,6 +53,9 @@ func (s State) Data(identity string) (map[string][]byte, error) {
 	if s.Previous != nil {
 		maps.Copy(data, PreviousData(s.Previous.Public, s.Previous.Secret))
 	}
+	if s.Next != nil {
+		maps.Copy(data, NextData(*s.Next))
+	}
 	return data, nil
 }
 
@@ -59,6 +67,9 @@ func (s State) Annotations() map[string]string {
 	}
 	if s.Previous != nil {
 		a[AnnotationOverlapUntil] = s.OverlapUntil.UTC().Format(time.RFC3339)
+	}
+	if s.Next != nil {
+		a[AnnotationNextSince] = s.NextSince.UTC().Format(time.RFC3339)
 	}
 	if s.RotationRequest != "" {
 		a[AnnotationRotationRequest] = s.RotationRequest
@@ -105,6 +116,20 @@ func ReadState(secret *corev1.Secret) (State, error) {
 		return State{}, fmt.Errorf("secretlayout: %s without annotation %s", KeyPreviousPublic, AnnotationOverlapUntil)
 	case hasOverlap:
 		return State{}, fieldErr(KeyPreviousPublic, fmt.Errorf("%w (annotation %s is set)", ErrMissing, AnnotationOverlapUntil))
+	}
+	if s.Next, err = ParseNext(secret); err != nil {
+		return State{}, err
+	}
+	_, hasNextSince := secret.Annotations[AnnotationNextSince]
+	switch {
+	case s.Next != nil && hasNextSince:
+		if s.NextSince, err = annotationTime(secret, AnnotationNextSince); err != nil {
+			return State{}, err
+		}
+	case s.Next != nil:
+		return State{}, fmt.Errorf("secretlayout: %s without annotation %s", KeyNextPublic, AnnotationNextSince)
+	case hasNextSince:
+		return State{}, fieldErr(KeyNextPublic, fmt.Errorf("%w (annotation %s is set)", ErrMissing, AnnotationNextSince))
 	}
 	s.RotationRequest = secret.Annotations[AnnotationRotationRequest]
 	s.RotationReason = secret.Annotations[AnnotationRotationReason]

@@ -38,6 +38,12 @@ const (
 	// PreviousPublicFile holds the previous server public key during a
 	// rotation overlap.
 	PreviousPublicFile = "previous-public.key"
+	// NextSecretFile holds, while a rotation is staged, the server secret
+	// key the operator will switch to; the server accepts HELLOs for it
+	// before any client has it, so the switch refuses nobody.
+	NextSecretFile = "next-secret.key"
+	// NextPublicFile holds the staged next public key.
+	NextPublicFile = "next-public.key"
 )
 
 // maxKeyFileSize bounds the key files read: a key file is 40 characters, a
@@ -69,14 +75,22 @@ type ServerKeys struct {
 	// Previous is the keypair being rotated out, during an overlap; nil
 	// otherwise. Clients that still hold its public key keep connecting.
 	Previous *KeyPair
+	// Next is the staged keypair a rotation will switch to; nil otherwise.
+	// HELLOs made for it are accepted already.
+	Next *KeyPair
 }
 
-// Pairs returns the current keypair followed by the previous one, if any.
+// Pairs returns the current keypair followed by the previous and the next
+// one, when present.
 func (s ServerKeys) Pairs() []KeyPair {
-	if s.Previous == nil {
-		return []KeyPair{s.Current}
+	pairs := []KeyPair{s.Current}
+	if s.Previous != nil {
+		pairs = append(pairs, *s.Previous)
 	}
-	return []KeyPair{s.Current, *s.Previous}
+	if s.Next != nil {
+		pairs = append(pairs, *s.Next)
+	}
+	return pairs
 }
 
 // LoadServerKeys loads a server's keypair directory: secret.key (required),
@@ -144,20 +158,33 @@ func serverKeys(src source) (ServerKeys, error) {
 		return ServerKeys{}, err
 	}
 	keys := ServerKeys{Current: cur}
-	if _, err := src.read(PreviousSecretFile); errors.Is(err, ErrMissing) {
-		if _, perr := src.read(PreviousPublicFile); !errors.Is(perr, ErrMissing) {
-			return ServerKeys{}, fmt.Errorf("keyfiles: %s: present without %s: %w", src.where(PreviousPublicFile), PreviousSecretFile, ErrMissing)
-		}
-		return keys, nil
-	}
-	prev, err := loadPair(src, PreviousSecretFile, PreviousPublicFile)
-	if err != nil {
+	if keys.Previous, err = optionalPair(src, cur, PreviousSecretFile, PreviousPublicFile); err != nil {
 		return ServerKeys{}, err
 	}
-	if prev.Public != cur.Public {
-		keys.Previous = &prev
+	if keys.Next, err = optionalPair(src, cur, NextSecretFile, NextPublicFile); err != nil {
+		return ServerKeys{}, err
 	}
 	return keys, nil
+}
+
+// optionalPair loads an extra keypair (previous or next) when its secret
+// file is present; nil when absent or equal to the current one. A public
+// file without its secret file is an error.
+func optionalPair(src source, cur KeyPair, secretName, publicName string) (*KeyPair, error) {
+	if _, err := src.read(secretName); errors.Is(err, ErrMissing) {
+		if _, perr := src.read(publicName); !errors.Is(perr, ErrMissing) {
+			return nil, fmt.Errorf("keyfiles: %s: present without %s: %w", src.where(publicName), secretName, ErrMissing)
+		}
+		return nil, nil
+	}
+	pair, err := loadPair(src, secretName, publicName)
+	if err != nil {
+		return nil, err
+	}
+	if pair.Public == cur.Public {
+		return nil, nil
+	}
+	return &pair, nil
 }
 
 // loadPair reads a secret key file and, when present, its public key file.
@@ -226,7 +253,7 @@ func ReadPublicKey(arg string) (keygen.PublicKey, error) {
 // certificate.
 func readPublicKeyFile(path string) (keygen.PublicKey, error) {
 	base := filepath.Base(path)
-	if base == SecretFile || base == PreviousSecretFile || strings.HasSuffix(base, keygen.SecretSuffix) {
+	if base == SecretFile || base == PreviousSecretFile || base == NextSecretFile || strings.HasSuffix(base, keygen.SecretSuffix) {
 		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w", path, ErrSecretFile)
 	}
 	data, err := readBounded(path)

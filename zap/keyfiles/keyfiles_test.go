@@ -325,3 +325,53 @@ func TestParseKeyFile(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadServerKeysStagedNext: while the operator stages a rotation, the
+// server accepts HELLOs for the next key too, before any client has it.
+func TestLoadServerKeysStagedNext(t *testing.T) {
+	cur, prev, next := newPair(t), newPair(t), newPair(t)
+	tests := []struct {
+		name    string
+		files   map[string]string
+		want    []keygen.PublicKey
+		wantErr error
+	}{
+		{name: "staged next", files: map[string]string{
+			"secret.key": cur.Secret.Z85(), "next-secret.key": next.Secret.Z85(), "next-public.key": next.Public.String()},
+			want: []keygen.PublicKey{cur.Public, next.Public}},
+		{name: "overlap and staged next", files: map[string]string{
+			"secret.key": cur.Secret.Z85(), "previous-secret.key": prev.Secret.Z85(), "next-secret.key": next.Secret.Z85()},
+			want: []keygen.PublicKey{cur.Public, prev.Public, next.Public}},
+		{name: "next public without its secret", files: map[string]string{
+			"secret.key": cur.Secret.Z85(), "next-public.key": next.Public.String()},
+			wantErr: keyfiles.ErrMissing},
+		{name: "next pair that does not match", files: map[string]string{
+			"secret.key": cur.Secret.Z85(), "next-secret.key": next.Secret.Z85(), "next-public.key": prev.Public.String()},
+			wantErr: keyfiles.ErrMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, tt.files)
+			keys, err := keyfiles.LoadServerKeys(dir)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("error %v, want one wrapping %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			pairs := keys.Pairs()
+			if len(pairs) != len(tt.want) {
+				t.Fatalf("%d accepted keys, want %d", len(pairs), len(tt.want))
+			}
+			for i, p := range pairs {
+				if p.Public != tt.want[i] {
+					t.Errorf("accepted key %d is %s, want %s", i, p.Public, tt.want[i])
+				}
+			}
+		})
+	}
+}

@@ -132,6 +132,13 @@ type Manager struct {
 // its own metrics registry. It is stopped when t ends, if not before.
 func (e *Env) StartManager(t *testing.T, namespace string, clk clock.PassiveClock) *Manager {
 	t.Helper()
+	return e.StartManagerWithDelay(t, namespace, clk, 0)
+}
+
+// StartManagerWithDelay is StartManager with a rotation propagation delay:
+// rotations stage the next key and switch to it after delay.
+func (e *Env) StartManagerWithDelay(t *testing.T, namespace string, clk clock.PassiveClock, delay time.Duration) *Manager {
+	t.Helper()
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
@@ -163,7 +170,7 @@ func (e *Env) StartManager(t *testing.T, namespace string, clk clock.PassiveCloc
 		if err := kr.SetupWithManager(mgr); err != nil {
 			t.Fatal(err)
 		}
-		rr := &rotation.Reconciler{Client: mgr.GetClient(), Recorder: rec, Clock: clk, Kind: kind, Metrics: rm}
+		rr := &rotation.Reconciler{Client: mgr.GetClient(), Recorder: rec, Clock: clk, Kind: kind, Metrics: rm, PropagationDelay: delay}
 		if err := rr.SetupWithManager(mgr); err != nil {
 			t.Fatal(err)
 		}
