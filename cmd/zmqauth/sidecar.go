@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,6 +39,7 @@ func newSidecarCommand() *cobra.Command {
 	var (
 		logOpts    sidecarLogOptions
 		configFile string
+		configEnv  string
 	)
 	cmd := &cobra.Command{
 		Use:   "sidecar",
@@ -63,10 +65,22 @@ last good state. Runs until SIGTERM or SIGINT.`,
   zmqauth sidecar --config /etc/zmqauth/sidecar.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if configFile == "" {
-				return errors.New("sidecar: give --config FILE, or use \"sidecar inbound\" or \"sidecar outbound\"")
+			var cfg sidecar.Config
+			var err error
+			switch {
+			case configFile != "" && configEnv != "":
+				return errors.New("sidecar: give --config or --config-env, not both")
+			case configFile != "":
+				cfg, err = sidecar.LoadConfig(configFile)
+			case configEnv != "":
+				data, ok := os.LookupEnv(configEnv)
+				if !ok || data == "" {
+					return fmt.Errorf("sidecar: --config-env %s: the variable is not set", configEnv)
+				}
+				cfg, err = sidecar.ParseConfig([]byte(data))
+			default:
+				return errors.New("sidecar: give --config FILE or --config-env NAME, or use \"sidecar inbound\" or \"sidecar outbound\"")
 			}
-			cfg, err := sidecar.LoadConfig(configFile)
 			if err != nil {
 				return fmt.Errorf("sidecar: %w", err)
 			}
@@ -74,6 +88,7 @@ last good state. Runs until SIGTERM or SIGINT.`,
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "YAML file listing the routes (inbound and outbound) and the admin address")
+	cmd.Flags().StringVar(&configEnv, "config-env", "", "environment variable holding the same YAML (the injected sidecar's routes)")
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&logOpts.level, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&logOpts.format, "log-format", "text", "log format: text or json")

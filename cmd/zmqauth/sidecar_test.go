@@ -106,7 +106,11 @@ func TestSidecarBadUsage(t *testing.T) {
 		{"outbound server key file missing", []string{"sidecar", "outbound", "--listen", "127.0.0.1:0", "--server", "127.0.0.1:1", "--keys", f.clientKeys, "--server-key", filepath.Join(f.clientKeys, "server.key")}, "server key"},
 		{"config file missing", []string{"sidecar", "--config", filepath.Join(t.TempDir(), "none.yaml")}, "reading config"},
 		{"config field misspelt", []string{"sidecar", "--config", badConfig}, "aap"},
+		{"config env not set", []string{"sidecar", "--config-env", "ZMQAUTH_TEST_UNSET_CONFIG"}, "ZMQAUTH_TEST_UNSET_CONFIG: the variable is not set"},
+		{"config env misspelt", []string{"sidecar", "--config-env", "ZMQAUTH_TEST_BAD_CONFIG"}, "aap"},
+		{"config and config env", []string{"sidecar", "--config", badConfig, "--config-env", "ZMQAUTH_TEST_BAD_CONFIG"}, "not both"},
 	}
+	t.Setenv("ZMQAUTH_TEST_BAD_CONFIG", "inbound:\n  - listen: 127.0.0.1:0\n    aap: 127.0.0.1:1\n")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := runCLI(t, "", tt.args...)
