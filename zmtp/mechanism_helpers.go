@@ -36,14 +36,16 @@ func Refuse(rw CommandReadWriter, reason string, err error) error {
 }
 
 // AuthErrorReason is the ERROR reason a server sends when its authenticator
-// refuses: StatusText, or the three-digit status code when the text is
-// empty (libzmq's form, which its monitor reports as an authentication
-// failure).
+// refuses: the three-digit ZAP status code, as libzmq sends it. libzmq
+// reports exactly that form to its application as an authentication failure
+// with the code (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH); any other text it drops
+// and reports only a disconnect. The status text stays on the server side,
+// in AuthError, for logs and metrics.
 func AuthErrorReason(r AuthResult) string {
-	if r.StatusText != "" {
-		return r.StatusText
+	if r.StatusCode >= 300 && r.StatusCode <= 599 {
+		return strconv.Itoa(r.StatusCode / 100 * 100)
 	}
-	return strconv.Itoa(r.StatusCode)
+	return strconv.Itoa(StatusInternal)
 }
 
 // AuthError describes a refused authentication for the server's own error

@@ -78,7 +78,7 @@ func TestPlainHandshake(t *testing.T) {
 				}
 				if tt.wantErr {
 					var pe *PeerError
-					if !errors.As(ra.err, &pe) || pe.Reason != "invalid username or password" {
+					if !errors.As(ra.err, &pe) || pe.Reason != "400" {
 						t.Fatalf("client error = %v", ra.err)
 					}
 					if !errors.Is(rb.err, ErrAuthFailed) {

@@ -18,6 +18,9 @@ import (
 func main() {
 	root, _ := os.Getwd()
 	cfg := demo.Config{Out: os.Stdout}
+	// Our own flag set: controller-runtime registers --kubeconfig on the
+	// global one.
+	flag := flag.NewFlagSet("demo", flag.ExitOnError)
 	flag.StringVar(&cfg.Root, "root", root, "repository root")
 	flag.StringVar(&cfg.Binary, "binary", filepath.Join(root, "bin", "zmqauth"), "the zmqauth binary")
 	flag.StringVar(&cfg.Python, "python", "/usr/bin/python3", "Python with pyzmq (Debian's python3-zmq)")
@@ -25,7 +28,7 @@ func main() {
 	flag.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "reuse a running local control plane (make dev-up) instead of starting one")
 	flag.IntVar(&cfg.Requests, "requests", 300, "requests sent across the rotation")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
-	flag.Parse()
+	_ = flag.Parse(os.Args[1:])
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

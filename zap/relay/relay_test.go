@@ -294,7 +294,7 @@ func TestHandshakeFailures(t *testing.T) {
 		{"socket types do not match", func(t *testing.T) string {
 			return startApp(t, zmtp.Config{SocketType: "PUB"}).addr
 		}, "application socket type does not match"},
-		{"application refuses", refusingApp, "application refused the connection: go away"},
+		{"application refuses", refusingApp, "application refused the connection: 400"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

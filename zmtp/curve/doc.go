@@ -21,9 +21,9 @@
 // bytes of anti-amplification padding); short nonces start at 1 and strictly
 // increase in each direction; the flags byte inside MESSAGE uses 0x01 for MORE
 // and 0x02 for COMMAND (its other bits are ignored, as libzmq does); a server
-// that refuses a client sends ERROR, whose reason is the authenticator's
-// StatusText or, when that is empty, the three-digit status code that
-// libzmq's monitor reports as an authentication failure. On the wire libzmq
+// that refuses a client sends ERROR whose reason is the three-digit ZAP
+// status code, the form libzmq's monitor reports as an authentication failure
+// (the authenticator's text stays in the server's own error). On the wire libzmq
 // carries each MESSAGE command in a data frame whose only outer flag is LONG
 // (MORE and COMMAND travel inside the box), and treats a MESSAGE that arrives
 // in a frame with the command flag as a command, dropping its data; framing
