@@ -130,6 +130,9 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	if cluster != nil {
 		defer func() {
+			// The programs first: an API server with live watches from the
+			// manager takes its whole grace period to stop.
+			e.procs.stopAll()
 			if stopErr := cluster.Stop(); stopErr != nil && err == nil {
 				err = stopErr
 			}
