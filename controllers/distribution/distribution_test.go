@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"k8s.io/client-go/util/retry"
 	"strings"
 	"testing"
 
@@ -135,8 +136,14 @@ func testServerKeyAndAuthorized(t *testing.T, env *at.Env) {
 	})
 
 	// Naming fewer servers removes the file and the status entry.
-	cc2.Spec.Servers = cc2.Spec.Servers[:1]
-	if err := env.Client.Update(ctx, cc2); err != nil {
+	// The controllers write its status meanwhile: retry on a stale read.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(cc2), cc2); err != nil {
+			return err
+		}
+		cc2.Spec.Servers = cc2.Spec.Servers[:1]
+		return env.Client.Update(ctx, cc2)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	at.Eventually(t, "ghost's key file gone", func(ctx context.Context) (bool, error) {
