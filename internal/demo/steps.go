@@ -271,6 +271,8 @@ type clientSummary struct {
 
 func (e *env) runClient(ctx context.Context, args ...string) (clientSummary, error) {
 	app := filepath.Join(e.cfg.Root, "hack", "demo", "apps.py")
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, e.cfg.Python, append([]string{app, "req-client", "--connect", "tcp://" + hostPort(e.ports.outbound)}, args...)...)
 	out, err := cmd.Output()
 	if err != nil {
@@ -306,6 +308,8 @@ func (e *env) authorizedClient(ctx context.Context, res *Result) error {
 
 func (e *env) unknownClient(ctx context.Context, res *Result) error {
 	app := filepath.Join(e.cfg.Root, "hack", "demo", "apps.py")
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	out, err := exec.CommandContext(ctx, e.cfg.Python, app, "curve-probe",
 		"--connect", "tcp://"+hostPort(e.ports.inbound), "--server-key", res.ServerPublicKey).Output()
 	if err != nil {
