@@ -3,6 +3,7 @@ package allowlist
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -87,5 +88,23 @@ func TestMarshalIndexEmpty(t *testing.T) {
 	entries, err := ParseIndex(b)
 	if err != nil || len(entries) != 0 {
 		t.Errorf("empty index round trip: %q -> %v %v", b, entries, err)
+	}
+}
+
+func TestWriteInterval(t *testing.T) {
+	tests := []struct {
+		min  time.Duration
+		size int
+		want time.Duration
+	}{
+		{time.Second, 10 << 10, time.Second},
+		{time.Second, 256 << 10, 2 * time.Second},
+		{time.Second, 10 << 20, 5 * time.Second},
+		{10 * time.Second, 10 << 20, 10 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := writeInterval(tt.min, tt.size); got != tt.want {
+			t.Errorf("writeInterval(%v, %d) = %v, want %v", tt.min, tt.size, got, tt.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,7 +26,8 @@ import (
 // namespaces, each naming the one CurveServer of its namespace, from their
 // creation until every key is on its server's allowlist, and the memory of
 // the test process (which holds the manager). It is a measurement, not a
-// test: it runs only with ZMQAUTH_SCALE_CLIENTS=N, e.g.
+// test: it runs only with ZMQAUTH_SCALE_CLIENTS=N (and writes a heap
+// profile of the running manager to ZMQAUTH_SCALE_HEAPPROFILE if set), e.g.
 //
 //	ZMQAUTH_SCALE_CLIENTS=10000 go test -run TestScale -v -timeout 30m ./controllers/allowlist/
 func TestScale(t *testing.T) {
@@ -98,7 +100,7 @@ func TestScale(t *testing.T) {
 		if done == spaces {
 			break
 		}
-		if time.Since(lastLog) > 5*time.Second {
+		if time.Since(lastLog) > 30*time.Second {
 			lastLog = time.Now()
 			keyed := 0
 			for _, ns := range namespaces {
@@ -143,10 +145,21 @@ func TestScale(t *testing.T) {
 		if authorized == n || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(time.Second)
+		time.Sleep(5 * time.Second)
 	}
 	statusDone := time.Since(start)
 	logAPIServerLoad(t, env)
+	if path := os.Getenv("ZMQAUTH_SCALE_HEAPPROFILE"); path != "" {
+		runtime.GC()
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		_ = f.Close()
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	t.Logf("N=%d: created in %s; all keys on allowlists after %s; %d clients report Authorized after %s; peak RSS %d MiB (test process incl. manager), heap in use %d MiB",

@@ -52,11 +52,11 @@ type ServerReconciler struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// MinWriteInterval is the least time between two writes of one
-	// server's allowlist: changes that arrive meanwhile are coalesced into
-	// the next write, so thousands of new clients cost a few writes of the
-	// ConfigMap rather than one each. The first change after a quiet period
-	// is written at once. Zero means DefaultMinWriteInterval; negative
-	// disables coalescing.
+	// server's allowlist (larger allowlists wait longer, up to 5s): changes
+	// that arrive meanwhile are coalesced into the next write, so thousands
+	// of new clients cost a few writes of the ConfigMap rather than one
+	// each. The first change after a quiet period is written at once. Zero
+	// means DefaultMinWriteInterval; negative disables coalescing.
 	MinWriteInterval time.Duration
 
 	render renderer
@@ -66,7 +66,25 @@ type ServerReconciler struct {
 // DefaultMinWriteInterval is the default ServerReconciler.MinWriteInterval.
 const DefaultMinWriteInterval = time.Second
 
-// lastWrites remembers when each server's allowlist was last written
+// Large allowlists are written less often: every writeBytesPerSecond bytes
+// of content add a second to the interval, up to maxWriteInterval, since
+// the API server's cost of applying a ConfigMap grows with its size (at
+// 1,000 clients a server's allowlist is about 500 KB).
+const (
+	writeBytesPerSecond = 128 << 10
+	maxWriteInterval    = 5 * time.Second
+)
+
+// writeInterval returns the pause after writing an allowlist of size bytes.
+func writeInterval(minimum time.Duration, size int) time.Duration {
+	d := time.Duration(size) * time.Second / writeBytesPerSecond
+	if d > maxWriteInterval {
+		d = maxWriteInterval
+	}
+	return max(d, minimum)
+}
+
+// lastWrites remembers, per server, when its allowlist may next be written
 // (monotonic wall time, not the injectable clock: it paces API writes).
 type lastWrites struct {
 	mu sync.Mutex
@@ -74,25 +92,26 @@ type lastWrites struct {
 }
 
 // wait returns how long to wait before server's allowlist may be written.
-func (l *lastWrites) wait(server types.NamespacedName, interval time.Duration) time.Duration {
+func (l *lastWrites) wait(server types.NamespacedName) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if last, ok := l.m[server]; ok {
-		if d := interval - time.Since(last); d > 0 {
+	if next, ok := l.m[server]; ok {
+		if d := time.Until(next); d > 0 {
 			return d
 		}
 	}
 	return 0
 }
 
-// wrote records a write of server's allowlist now.
-func (l *lastWrites) wrote(server types.NamespacedName) {
+// wrote records a write of server's allowlist now, and the pause before
+// the next one.
+func (l *lastWrites) wrote(server types.NamespacedName, pause time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
 		l.m = map[types.NamespacedName]time.Time{}
 	}
-	l.m[server] = time.Now()
+	l.m[server] = time.Now().Add(pause)
 }
 
 // forget drops a server that is gone.
@@ -174,7 +193,7 @@ func (r *ServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if srv.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil // the ConfigMap goes with its owner
 	}
-	if d := r.writes.wait(req.NamespacedName, r.minWriteInterval()); d > 0 {
+	if d := r.writes.wait(req.NamespacedName); d > 0 {
 		return ctrl.Result{RequeueAfter: d}, nil
 	}
 	nsl := NewNamespaceLabels(r.Client)
@@ -218,7 +237,9 @@ func (r *ServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			cond.Message = fmt.Sprintf("allowlist holds %d keys for %d identities", c.keys, c.identities)
 		}
 		if written {
-			r.writes.wrote(req.NamespacedName)
+			if iv := r.minWriteInterval(); iv > 0 {
+				r.writes.wrote(req.NamespacedName, writeInterval(iv, c.size))
+			}
 			log.FromContext(ctx).V(1).Info("allowlist written", "keys", c.keys, "identities", c.identities, "bytes", c.size)
 			// One constant note, so the event recorder folds repeated
 			// updates into a series; the counts are in the status.
