@@ -245,7 +245,7 @@ func Start(t testing.TB, o Options) *Peer {
 	t.Cleanup(func() {
 		_ = p.Close()
 		if t.Failed() {
-			t.Logf("pypeer %v stderr:\n%s", o.Args(), p.Stderr())
+			t.Logf("pypeer %v stderr:\n%s", redactedArgs(o.Args()), p.Stderr())
 		}
 	})
 	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -467,4 +467,17 @@ func (p *Peer) Close() error {
 	}
 	p.cancel()
 	return err
+}
+
+// redactedArgs returns args with the value of every secret-key flag
+// replaced, so a failing test never prints a secret key.
+func redactedArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if name, _, ok := strings.Cut(a, "="); ok && strings.Contains(name, "secret") {
+			a = name + "=[redacted]"
+		}
+		out[i] = a
+	}
+	return out
 }
