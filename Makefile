@@ -19,7 +19,7 @@ deps:
 	hack/deps.sh
 
 ## test: everything a user needs to trust the project (unit, envtest, libzmq interop)
-test: deps vet fmt-check
+test: deps vet fmt-check manifests-check
 	ZMQAUTH_REQUIRE_DEPS=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## unit: the tests without installing anything (interop and envtest tests skip when their parts are missing)
