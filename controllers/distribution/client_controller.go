@@ -159,7 +159,8 @@ const PendingGrace = 5 * time.Second
 const noWrite = time.Duration(-1)
 
 // pendingGrace returns how long to hold back a status whose only failing
-// entries are AllowlistPending, or 0 to write it now.
+// entries are AllowlistPending, 0 to write it now, or noWrite to write
+// nothing (the client has no key yet).
 func (r *ClientReconciler) pendingGrace(cc *v1alpha1.CurveClient, entries []v1alpha1.ServerAuthorization) time.Duration {
 	pending := false
 	for _, e := range entries {
