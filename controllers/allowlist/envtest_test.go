@@ -222,11 +222,23 @@ func testClientRotationOverlap(t *testing.T, env *at.Env) {
 	if err := env.Client.Patch(context.Background(), cc, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
 		t.Fatal(err)
 	}
+	// The next key is staged first: admitted before the client uses it.
+	next := allowlist.NextClientKeyFile(ns, "c")
+	staged := env.WaitClient(t, ns, "c", "next key staged", func(c *v1alpha1.CurveClient) bool {
+		return c.Status.NextPublicKey != "" && c.Status.PublicKey == old
+	})
+	cm := env.WaitAllowlist(t, ns, "bus", "current and next key", func(cm *corev1.ConfigMap) bool { return has(cm, cur, next) })
+	checkEntry(t, cm, next, staged.Status.NextPublicKey, ns+"/c", allowlist.GrantClientRef)
+	checkEntry(t, cm, cur, old, ns+"/c", allowlist.GrantClientRef)
+
 	cc = env.WaitClient(t, ns, "c", "rotated", func(c *v1alpha1.CurveClient) bool {
 		return c.Status.PublicKey != old && c.Status.PreviousPublicKey == old
 	})
-	cm := env.WaitAllowlist(t, ns, "bus", "current and previous key", func(cm *corev1.ConfigMap) bool {
-		return has(cm, cur, prev) && strings.Contains(cm.Data[cur], cc.Status.PublicKey)
+	if cc.Status.PublicKey != staged.Status.NextPublicKey {
+		t.Errorf("switched to %s, not to the staged key %s", cc.Status.PublicKey, staged.Status.NextPublicKey)
+	}
+	cm = env.WaitAllowlist(t, ns, "bus", "current and previous key", func(cm *corev1.ConfigMap) bool {
+		return has(cm, cur, prev) && hasNone(cm, next) && strings.Contains(cm.Data[cur], cc.Status.PublicKey)
 	})
 	checkEntry(t, cm, cur, cc.Status.PublicKey, ns+"/c", allowlist.GrantClientRef)
 	checkEntry(t, cm, prev, old, ns+"/c", allowlist.GrantClientRef)

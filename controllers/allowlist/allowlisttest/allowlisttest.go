@@ -40,6 +40,11 @@ import (
 // Timeout bounds every wait for the controllers.
 const Timeout = 30 * time.Second
 
+// PropagationDelay is how long a rotation stages the next key before
+// switching to it in these tests: long enough to observe the staged key on
+// allowlists, short enough to keep the tests quick.
+const PropagationDelay = 3 * time.Second
+
 // Env is a control plane with one manager running every controller the
 // allowlist and distribution packages need.
 type Env struct {
@@ -84,7 +89,7 @@ func Start(t *testing.T) *Env {
 		if err := kr.SetupWithManager(mgr); err != nil {
 			t.Fatal(err)
 		}
-		rr := &rotation.Reconciler{Client: mgr.GetClient(), Recorder: rec, Clock: clock.RealClock{}, Kind: kind, Metrics: rm}
+		rr := &rotation.Reconciler{Client: mgr.GetClient(), Recorder: rec, Clock: clock.RealClock{}, Kind: kind, Metrics: rm, PropagationDelay: PropagationDelay}
 		if err := rr.SetupWithManager(mgr); err != nil {
 			t.Fatal(err)
 		}
