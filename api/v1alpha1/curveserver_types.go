@@ -101,8 +101,9 @@ type ServerClients struct {
 // PublishSpec says where a server's public key is published.
 type PublishSpec struct {
 	// NamespaceSelector selects the namespaces, by their labels, that receive
-	// a ConfigMap holding this server's public key (public.key in Z85 and
-	// curve.key as a zcert public certificate). {} selects every namespace.
+	// a ConfigMap named <server namespace>.<server name>.curve-public holding
+	// this server's public key (public.key in Z85 and server.key as a zcert
+	// public certificate). {} selects every namespace.
 	// +required
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
