@@ -223,7 +223,7 @@ func testClientRotationOverlap(t *testing.T, env *at.Env) {
 		t.Fatal(err)
 	}
 	// The next key is staged first: admitted before the client uses it.
-	next := allowlist.NextClientKeyFile(ns, "c")
+	next := secretlayout.NextClientKeyFile(ns, "c")
 	staged := env.WaitClient(t, ns, "c", "next key staged", func(c *v1alpha1.CurveClient) bool {
 		return c.Status.NextPublicKey != "" && c.Status.PublicKey == old
 	})

@@ -135,17 +135,6 @@ func (r *ServerReconciler) gather(ctx context.Context, srv *v1alpha1.CurveServer
 	return g, nil
 }
 
-// NextClientKeyFile returns the allowlist file name of a CurveClient's next
-// key, admitted before the client switches to it:
-// "<namespace>.<name>.next.key".
-func NextClientKeyFile(namespace, name string) string {
-	return namespace + "." + name + NextSuffix + secretlayout.KeyFileSuffix
-}
-
-// NextSuffix ends the file name of a client's next key in an allowlist,
-// before the ".key" suffix.
-const NextSuffix = ".next"
-
 // extraKey is a client key besides its current one: previous or next.
 type extraKey struct {
 	file  string
@@ -167,7 +156,7 @@ func clientExtraKeys(cc *v1alpha1.CurveClient) []extraKey {
 		out = append(out, e)
 	}
 	if k, err := keygen.ParsePublicKey(cc.Status.NextPublicKey); err == nil {
-		out = append(out, extraKey{file: NextClientKeyFile(cc.Namespace, cc.Name), key: k})
+		out = append(out, extraKey{file: secretlayout.NextClientKeyFile(cc.Namespace, cc.Name), key: k})
 	}
 	return out
 }

@@ -105,8 +105,13 @@ const (
 	// PreviousSuffix ends the file name of a client's previous key in an
 	// allowlist, before KeyFileSuffix.
 	PreviousSuffix = ".previous"
-	// RawKeyPrefix starts the file name of a raw key in an allowlist.
-	RawKeyPrefix = "raw."
+	// NextSuffix ends the file name of a client's staged next key in an
+	// allowlist, before KeyFileSuffix.
+	NextSuffix = ".next"
+	// RawKeyPrefix starts the file name of a raw key in an allowlist. The
+	// underscore cannot start a namespace name, so a raw key's file never
+	// collides with a CurveClient's "<namespace>.<name>.key".
+	RawKeyPrefix = "_raw."
 )
 
 // Identity returns "<namespace>/<name>", the identity of a CR's key in zcert
@@ -155,8 +160,15 @@ func PreviousClientKeyFile(namespace, name string) string {
 	return namespace + "." + name + PreviousSuffix + KeyFileSuffix
 }
 
+// NextClientKeyFile returns the allowlist file name of a CurveClient's
+// staged next key, admitted before the client switches to it:
+// "<namespace>.<name>.next.key".
+func NextClientKeyFile(namespace, name string) string {
+	return namespace + "." + name + NextSuffix + KeyFileSuffix
+}
+
 // RawKeyFile returns the allowlist file name of a raw public key:
-// "raw.<first 16 hex digits of SHA-256 of the 32 key bytes>.key".
+// "_raw.<first 16 hex digits of SHA-256 of the 32 key bytes>.key".
 func RawKeyFile(key keygen.PublicKey) string {
 	sum := sha256.Sum256(key[:])
 	return RawKeyPrefix + hex.EncodeToString(sum[:8]) + KeyFileSuffix

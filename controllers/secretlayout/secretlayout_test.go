@@ -282,15 +282,26 @@ func TestFileNames(t *testing.T) {
 	}
 	kp := mustPair(t)
 	raw := RawKeyFile(kp.Public)
-	if !regexp.MustCompile(`^raw\.[0-9a-f]{16}\.key$`).MatchString(raw) {
+	if !regexp.MustCompile(`^_raw\.[0-9a-f]{16}\.key$`).MatchString(raw) {
 		t.Fatalf("RawKeyFile = %q", raw)
+	}
+	// A CurveClient whose namespace is "raw" and whose name is the same hex
+	// digest must not share the raw key's file.
+	digest := strings.TrimSuffix(strings.TrimPrefix(raw, RawKeyPrefix), KeyFileSuffix)
+	for _, n := range []string{ClientKeyFile("raw", digest), PreviousClientKeyFile("raw", digest), NextClientKeyFile("raw", digest)} {
+		if n == raw {
+			t.Fatalf("a CurveClient's file %q collides with a raw key's", n)
+		}
+	}
+	if got := NextClientKeyFile("team", "c"); got != "team.c.next.key" {
+		t.Fatalf("NextClientKeyFile = %q", got)
 	}
 	if RawKeyFile(kp.Public) != raw || RawKeyFile(mustPair(t).Public) == raw {
 		t.Fatal("RawKeyFile is not a stable per-key name")
 	}
 	// Every file name the allowlist uses is a file name pyzmq's
 	// configure_curve(location=DIR) picks up: it ends in ".key".
-	for _, n := range []string{raw, ClientKeyFile("a", "b"), PreviousClientKeyFile("a", "b")} {
+	for _, n := range []string{raw, ClientKeyFile("a", "b"), PreviousClientKeyFile("a", "b"), NextClientKeyFile("a", "b")} {
 		if _, _, err := keygen.CertificatePaths("/d", strings.TrimSuffix(n, KeyFileSuffix)); err != nil {
 			t.Errorf("%q: %v", n, err)
 		}
