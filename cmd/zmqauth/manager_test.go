@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,6 +50,48 @@ func TestParseRotateTarget(t *testing.T) {
 				t.Fatalf("got %T %q %v", obj, name, err)
 			}
 		})
+	}
+}
+
+// syncBuffer is a strings.Builder safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitReadyz polls http://addr/readyz until it answers 200 or timeout
+// passes, and returns the last failure.
+func waitReadyz(ctx context.Context, addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("/readyz %d: %s", resp.StatusCode, body)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready within %s: %w", timeout, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
@@ -138,7 +181,54 @@ func TestManagerAndRotate(t *testing.T) {
 	checkFailure(t, runCLI(t, "", "rotate", "csrv/nope", "-n", ns, "--kubeconfig", kubeconfig), "not found")
 	checkFailure(t, runCLI(t, "", "rotate", "pod/bus", "-n", ns, "--kubeconfig", kubeconfig), "unknown kind")
 
+	// Sidecars reading what the manager wrote straight from the API: the
+	// server's keypair Secret and allowlist ConfigMap, and a client's
+	// keypair Secret with the server's public key in it.
+	reader := &v1alpha1.CurveClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "reader"},
+		Spec:       v1alpha1.CurveClientSpec{SecretName: "reader-keys", Servers: []v1alpha1.ServerReference{{Name: "bus"}}},
+	}
+	if err := env.Client.Create(context.Background(), reader); err != nil {
+		t.Fatal(err)
+	}
+	inboundAdmin, outboundAdmin := freeAddr(t), freeAddr(t)
+	var inLog, outLog syncBuffer
+	sidecarsDone := make(chan int, 2)
+	go func() {
+		sidecarsDone <- run(ctx, []string{"sidecar", "inbound", "--kubeconfig", kubeconfig,
+			"--listen", freeAddr(t), "--app", freeAddr(t), "--admin", inboundAdmin,
+			"--keys", "secret:" + ns + "/bus-keys", "--allowlist", "configmap:" + ns + "/bus-allowlist"}, strings.NewReader(""), io.Discard, &inLog)
+	}()
+	go func() {
+		sidecarsDone <- run(ctx, []string{"sidecar", "outbound", "--kubeconfig", kubeconfig,
+			"--listen", freeAddr(t), "--server", freeAddr(t), "--admin", outboundAdmin, "--keys", "secret:" + ns + "/reader-keys",
+			"--server-key", "secret:" + ns + "/reader-keys#" + secretlayout.ServerKeyFileName(ns, "bus")}, strings.NewReader(""), io.Discard, &outLog)
+	}()
+	// The inbound side is ready once the allowlist holds the reader's key.
+	for _, admin := range []string{inboundAdmin, outboundAdmin} {
+		if err := waitReadyz(ctx, admin, 30*time.Second); err != nil {
+			t.Fatalf("sidecar %s: %v\ninbound logs:\n%s\noutbound logs:\n%s", admin, err, inLog.String(), outLog.String())
+		}
+	}
+	// slog quotes a key that holds '=' or spaces; Z85 has no '"' or '\\'.
+	if !strings.Contains(inLog.String(), "server keys in force") || !strings.Contains(inLog.String(), srv.Status.PublicKey) {
+		t.Errorf("the inbound sidecar did not load the server's current key from the API; logs:\n%s", inLog.String())
+	}
+	if !strings.Contains(outLog.String(), "server key in force") || !strings.Contains(outLog.String(), srv.Status.PublicKey) {
+		t.Errorf("the outbound sidecar did not load the server's key from the client's Secret; logs:\n%s", outLog.String())
+	}
+
 	stop() // what SIGTERM does through main's signal context
+	for range 2 {
+		select {
+		case code := <-sidecarsDone:
+			if code != 0 {
+				t.Errorf("a sidecar exited %d; logs:\n%s\n%s", code, inLog.String(), outLog.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a sidecar did not stop after its context was cancelled")
+		}
+	}
 	select {
 	case code := <-exited:
 		if code != 0 {

@@ -7,16 +7,21 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/zmqauth/zmqauth/zap/sidecar"
 )
 
-// sidecarLogOptions are the logging flags every sidecar form shares.
+// sidecarLogOptions are the flags every sidecar form shares: logging, and
+// the cluster connection for sources in the Kubernetes API.
 type sidecarLogOptions struct {
-	level  string
-	format string
+	level         string
+	format        string
+	kubeconfig    string
+	sourceTimeout time.Duration
 }
 
 // logger builds the sidecar's logger on w.
@@ -57,11 +62,20 @@ Give one route with "sidecar inbound" or "sidecar outbound", or any number
 with --config FILE (YAML: admin, inbound: [...], outbound: [...], with the
 flags' names; serverKey for --server-key). Key directories and allowlists
 are watched: changes apply without a restart, and a bad change keeps the
-last good state. Runs until SIGTERM or SIGINT.`,
+last good state. Runs until SIGTERM or SIGINT.
+
+Instead of a mounted directory, keys and allowlists can be read from the
+Kubernetes API and watched there: --keys secret:NAMESPACE/NAME (the keypair
+Secret zmqauth wrote), --allowlist configmap:NAMESPACE/NAME, --server-key
+secret:NAMESPACE/NAME#server.NS.NAME.key. The namespace defaults to the
+pod's (or the kubeconfig context's). The sidecar then needs get, list and
+watch on those objects only.`,
 		Example: `  zmqauth sidecar inbound --listen 0.0.0.0:5555 --app 127.0.0.1:15555 \
       --keys /var/run/zmqauth/server --allowlist /var/run/zmqauth/allowlist --admin :9901
   zmqauth sidecar outbound --listen 127.0.0.1:6000 --server collector:5555 \
       --server-key /var/run/zmqauth/client/monitoring.collector.key --keys /var/run/zmqauth/client
+  zmqauth sidecar inbound --listen 0.0.0.0:5555 --app 127.0.0.1:15555 \
+      --keys secret:monitoring/collector-keys --allowlist configmap:monitoring/collector-allowlist
   zmqauth sidecar --config /etc/zmqauth/sidecar.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -92,6 +106,8 @@ last good state. Runs until SIGTERM or SIGINT.`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&logOpts.level, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&logOpts.format, "log-format", "text", "log format: text or json")
+	pf.StringVar(&logOpts.kubeconfig, "kubeconfig", "", "for sources written secret:... or configmap:...: kubeconfig file (default $KUBECONFIG, ~/.kube/config, then in-cluster)")
+	pf.DurationVar(&logOpts.sourceTimeout, "source-timeout", 0, "how long to wait at start for a Secret or ConfigMap source to exist (default 1m, or the config file's sourceTimeout)")
 	cmd.AddCommand(newSidecarInboundCommand(&logOpts), newSidecarOutboundCommand(&logOpts))
 	return cmd
 }
@@ -113,8 +129,8 @@ func newSidecarInboundCommand(logOpts *sidecarLogOptions) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&r.Listen, "listen", "", "public address to accept CURVE connections on, host:port")
 	f.StringVar(&r.App, "app", "", "the application's address on localhost, host:port")
-	f.StringVar(&r.Keys, "keys", "", "server keypair directory (public.key, secret.key, previous-secret.key)")
-	f.StringVar(&r.Allowlist, "allowlist", "", "allowlist directory: one zcert public certificate per allowed client")
+	f.StringVar(&r.Keys, "keys", "", "server keypair directory (public.key, secret.key, previous-secret.key), or secret:[NAMESPACE/]NAME")
+	f.StringVar(&r.Allowlist, "allowlist", "", "allowlist directory (one zcert public certificate per allowed client), or configmap:[NAMESPACE/]NAME")
 	f.StringVar(&r.Mode, "mode", "enforce", "enforce, or audit: let unknown clients in but log and count them")
 	f.StringVar(&r.Name, "name", "", "route name in metrics and logs (default inbound)")
 	f.StringVar(&admin, "admin", "", "address of /metrics, /healthz and /readyz, host:port (none if empty)")
@@ -141,8 +157,8 @@ func newSidecarOutboundCommand(logOpts *sidecarLogOptions) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&r.Listen, "listen", "", "local address the application connects to, host:port")
 	f.StringVar(&r.Server, "server", "", "the CURVE server's address, host:port")
-	f.StringVar(&r.ServerKey, "server-key", "", "the server's public key: a file holding it (watched) or the 40-character Z85 key")
-	f.StringVar(&r.Keys, "keys", "", "client keypair directory (public.key, secret.key)")
+	f.StringVar(&r.ServerKey, "server-key", "", "the server's public key: a file holding it (watched), secret:[NAMESPACE/]NAME#KEY (watched), or the 40-character Z85 key")
+	f.StringVar(&r.Keys, "keys", "", "client keypair directory (public.key, secret.key), or secret:[NAMESPACE/]NAME")
 	f.StringVar(&r.Name, "name", "", "route name in metrics and logs (default outbound)")
 	f.StringVar(&admin, "admin", "", "address of /metrics, /healthz and /readyz, host:port (none if empty)")
 	for _, name := range []string{"listen", "server", "server-key", "keys"} {
@@ -159,7 +175,16 @@ func runSidecar(cmd *cobra.Command, cfg sidecar.Config, logOpts *sidecarLogOptio
 	if err != nil {
 		return fmt.Errorf("sidecar: %w", err)
 	}
-	s, err := sidecar.Open(cmd.Context(), cfg, sidecar.Options{Logger: log})
+	opts := sidecar.Options{Logger: log}
+	if logOpts.sourceTimeout > 0 {
+		cfg.SourceTimeout = sidecar.Duration(logOpts.sourceTimeout)
+	}
+	if cfg.UsesKubernetes() {
+		if opts.Kube, opts.Namespace, err = sidecarKubeClient(logOpts.kubeconfig); err != nil {
+			return fmt.Errorf("sidecar: %s", oneLine(err))
+		}
+	}
+	s, err := sidecar.Open(cmd.Context(), cfg, opts)
 	if err != nil {
 		return fmt.Errorf("sidecar: %s", oneLine(err))
 	}
@@ -167,6 +192,27 @@ func runSidecar(cmd *cobra.Command, cfg sidecar.Config, logOpts *sidecarLogOptio
 		return fmt.Errorf("sidecar: %s", oneLine(err))
 	}
 	return nil
+}
+
+// sidecarKubeClient connects to the cluster the way the manager does and
+// returns the namespace of references that give none: the kubeconfig
+// context's, or in a pod its own.
+func sidecarKubeClient(kubeconfig string) (kubernetes.Interface, string, error) {
+	cc := kubeClientConfig(kubeconfig)
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("load cluster connection for the Secret and ConfigMap sources: %w", err)
+	}
+	cfg.UserAgent = "zmqauth-sidecar"
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("cluster client: %w", err)
+	}
+	ns, _, err := cc.Namespace()
+	if err != nil {
+		return nil, "", fmt.Errorf("default namespace: %w", err)
+	}
+	return cs, ns, nil
 }
 
 // oneLine flattens an error's text to one line, as run prints it.

@@ -252,27 +252,51 @@ func ReadPublicKey(arg string) (keygen.PublicKey, error) {
 // readPublicKeyFile reads a public key from a key file or a zcert public
 // certificate.
 func readPublicKeyFile(path string) (keygen.PublicKey, error) {
-	base := filepath.Base(path)
-	if base == SecretFile || base == PreviousSecretFile || base == NextSecretFile || strings.HasSuffix(base, keygen.SecretSuffix) {
+	if isSecretFileName(filepath.Base(path)) {
 		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w", path, ErrSecretFile)
 	}
 	data, err := readBounded(path)
 	if err != nil {
 		return keygen.PublicKey{}, err
 	}
+	return publicKeyFrom(path, data)
+}
+
+// PublicKeyFromData is ReadPublicKey's file case for a file read from the
+// Kubernetes API: name is its data key in a Secret or ConfigMap (refused
+// when it names a secret key file), data its content (a Z85 key file or a
+// zcert public certificate). Errors name the data key, never the content.
+func PublicKeyFromData(name string, data []byte) (keygen.PublicKey, error) {
+	if isSecretFileName(name) {
+		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w", name, ErrSecretFile)
+	}
+	if len(data) > maxKeyFileSize {
+		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w: larger than %d bytes", name, ErrMalformed, maxKeyFileSize)
+	}
+	return publicKeyFrom(name, data)
+}
+
+// isSecretFileName reports whether a file name is one that holds a secret
+// key.
+func isSecretFileName(base string) bool {
+	return base == SecretFile || base == PreviousSecretFile || base == NextSecretFile || strings.HasSuffix(base, keygen.SecretSuffix)
+}
+
+// publicKeyFrom parses a public key file or certificate named shown.
+func publicKeyFrom(shown string, data []byte) (keygen.PublicKey, error) {
 	if text, ok := keyText(data); ok {
 		k, err := parsePublicText(text)
 		if err != nil {
-			return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w", path, err)
+			return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w", shown, err)
 		}
 		return k, nil
 	}
 	cert, err := keygen.ParsePublicCertificate(data)
 	if err != nil {
 		if errors.Is(err, keygen.ErrSecretInPublic) {
-			return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w: %w", path, ErrSecretFile, err)
+			return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w: %w", shown, ErrSecretFile, err)
 		}
-		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: neither a Z85 key file nor a zcert public certificate: %w", path, err)
+		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: neither a Z85 key file nor a zcert public certificate: %w", shown, err)
 	}
 	return cert.PublicKey, nil
 }

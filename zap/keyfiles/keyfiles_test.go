@@ -282,6 +282,53 @@ func TestReadPublicKey(t *testing.T) {
 	}
 }
 
+// TestPublicKeyFromData checks a server key read from a Secret or ConfigMap
+// (data key to content) with the rules of ReadPublicKey's file case.
+func TestPublicKeyFromData(t *testing.T) {
+	server, other := newPair(t), newPair(t)
+	cert := keygen.NewCertificate(server, map[string]string{"name": "my-server"})
+	dir := t.TempDir()
+	pub, sec, err := keygen.WriteCertificateFiles(dir, "server", cert, keygen.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubData, err := os.ReadFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secData, err := os.ReadFile(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, key string
+		data      []byte
+		wantErr   error // nil: want server.Public
+	}{
+		{name: "key file", key: "server.monitoring.collector.key", data: []byte(server.Public.String() + "\n")},
+		{name: "zcert public certificate", key: "collector.key", data: pubData},
+		{name: "secret.key refused by name", key: "secret.key", data: []byte(other.Secret.Z85()), wantErr: keyfiles.ErrSecretFile},
+		{name: "secret certificate refused by content", key: "collector.key", data: secData, wantErr: keyfiles.ErrSecretFile},
+		{name: "oversized", key: "big.key", data: make([]byte, keygen.MaxCertificateSize+1), wantErr: keyfiles.ErrMalformed},
+		{name: "garbage", key: "x.key", data: []byte("hello\n"), wantErr: keygen.ErrMissingCurve},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := keyfiles.PublicKeyFromData(tt.key, tt.data)
+			if tt.wantErr == nil {
+				if err != nil || got != server.Public {
+					t.Fatalf("got %s, %v; want %s", got, err, server.Public)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.key) {
+				t.Fatalf("error %v; want one wrapping %q that names %s", err, tt.wantErr, tt.key)
+			}
+			assertNoSecret(t, "error", err.Error(), other.Secret, server.Secret)
+		})
+	}
+}
+
 func TestParseKeyFile(t *testing.T) {
 	p := newPair(t)
 	z := p.Public.String()

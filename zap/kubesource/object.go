@@ -161,22 +161,33 @@ func (o *Object) absentLocked() error {
 	return fmt.Errorf("%s: %w", o.ref, ErrNotFound)
 }
 
-// WaitForData waits until the object exists, for at most timeout, and
-// returns its data; else an error naming the object and, when the API
-// refused or failed to list it, why.
-func (o *Object) WaitForData(ctx context.Context, timeout time.Duration) (map[string][]byte, error) {
+// WaitForData waits until the object exists and holds every data key in
+// keys, for at most timeout, and returns its data; else an error naming the
+// object (and a missing key) and, when the API refused or failed to list
+// it, why.
+func (o *Object) WaitForData(ctx context.Context, timeout time.Duration, keys ...string) (map[string][]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		o.mu.Lock()
 		data, changed := o.data, o.changed
 		o.mu.Unlock()
-		if data != nil {
+		missing := ""
+		for _, k := range keys {
+			if _, ok := data[k]; !ok {
+				missing = k
+				break
+			}
+		}
+		if data != nil && missing == "" {
 			return data, nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
+			if data != nil {
+				return nil, fmt.Errorf("waited %s: %s has no data key %q", timeout, o.ref, missing)
+			}
 			o.mu.Lock()
 			defer o.mu.Unlock()
 			return nil, fmt.Errorf("waited %s: %w", timeout, o.absentLocked())

@@ -144,6 +144,29 @@ func TestObjectFollowsTheAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("WaitsForADataKey", func(t *testing.T) {
+		// A CurveClient's Secret holds its keypair first and its servers'
+		// keys a moment later.
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client"}, Data: map[string][]byte{"public.key": []byte("k")}}
+		if _, err := cs.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		obj := kubesource.Watch(ctx, cs, kubesource.Ref{Kind: kubesource.Secret, Namespace: ns, Name: "client"})
+		_, err := obj.WaitForData(ctx, 500*time.Millisecond, "server.x.y.key")
+		if err == nil || !strings.Contains(err.Error(), `secret:default/client has no data key "server.x.y.key"`) {
+			t.Fatalf("WaitForData for a key not there: %v; want an error naming the key", err)
+		}
+		go func() {
+			time.Sleep(200 * time.Millisecond)
+			secret.Data["server.x.y.key"] = []byte("s")
+			_, _ = cs.CoreV1().Secrets(ns).Update(ctx, secret, metav1.UpdateOptions{})
+		}()
+		data, err := obj.WaitForData(ctx, wait, "server.x.y.key")
+		if err != nil || string(data["server.x.y.key"]) != "s" {
+			t.Fatalf("WaitForData once the key is added: %q, %v", data["server.x.y.key"], err)
+		}
+	})
+
 	t.Run("NeedsOnlyItsOwnObject", func(t *testing.T) { testOnlyItsOwnObject(ctx, t, env, cs) })
 }
 

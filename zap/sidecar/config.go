@@ -10,6 +10,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/zmqauth/zmqauth/zap/kubesource"
 	"github.com/zmqauth/zmqauth/zap/policy"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	// ReloadInterval is how often key and allowlist directories are
 	// checked for changes (default DefaultReloadInterval).
 	ReloadInterval Duration `json:"reloadInterval,omitempty"`
+	// SourceTimeout is how long Open waits for a Secret or ConfigMap named
+	// as a source to exist (default DefaultSourceTimeout).
+	SourceTimeout Duration `json:"sourceTimeout,omitempty"`
 	// HandshakeTimeout bounds each connection's handshakes (default the
 	// zmtp default, 10 s).
 	HandshakeTimeout Duration `json:"handshakeTimeout,omitempty"`
@@ -66,10 +70,12 @@ type InboundRoute struct {
 	// App is the application's address on localhost.
 	App string `json:"app"`
 	// Keys is the server keypair directory (public.key, secret.key and,
-	// during a rotation overlap, previous-secret.key).
+	// during a rotation overlap, previous-secret.key), or the keypair
+	// Secret in the Kubernetes API: secret:[NAMESPACE/]NAME.
 	Keys string `json:"keys"`
 	// Allowlist is the allowlist directory (one zcert public certificate
-	// per allowed client key).
+	// per allowed client key), or the allowlist in the Kubernetes API:
+	// configmap:[NAMESPACE/]NAME (or a secret:).
 	Allowlist string `json:"allowlist"`
 	// Mode is "enforce" (default) or "audit": audit lets clients outside
 	// the allowlist in, logging and counting them.
@@ -87,10 +93,13 @@ type OutboundRoute struct {
 	// Server is the remote server's address.
 	Server string `json:"server"`
 	// ServerKey is the server's public key: a file holding it (watched
-	// for changes) or the 40-character Z85 key itself.
+	// for changes), one file of a Secret or ConfigMap in the Kubernetes API
+	// (secret:[NAMESPACE/]NAME#KEY, watched), or the 40-character Z85 key
+	// itself.
 	ServerKey string `json:"serverKey"`
 	// Keys is this workload's client keypair directory (public.key,
-	// secret.key); the keys in it at the time of each dial are used.
+	// secret.key), or its keypair Secret (secret:[NAMESPACE/]NAME); the
+	// keys in it at the time of each dial are used.
 	Keys string `json:"keys"`
 }
 
@@ -194,8 +203,14 @@ func (c *Config) Validate() error {
 		if r.Keys == "" {
 			return fmt.Errorf("route %s: keys: a server keypair directory is required", r.Name)
 		}
+		if err := checkRef(r.Keys, kubesource.Secret, false); err != nil {
+			return fmt.Errorf("route %s: keys: %w", r.Name, err)
+		}
 		if r.Allowlist == "" {
 			return fmt.Errorf("route %s: allowlist: an allowlist directory is required", r.Name)
+		}
+		if err := checkRef(r.Allowlist, "", false); err != nil {
+			return fmt.Errorf("route %s: allowlist: %w", r.Name, err)
 		}
 		if r.Mode == "" {
 			r.Mode = string(policy.Enforce)
@@ -218,9 +233,55 @@ func (c *Config) Validate() error {
 		if r.ServerKey == "" {
 			return fmt.Errorf("route %s: server key: the server's public key (Z85 or a file) is required", r.Name)
 		}
+		if err := checkRef(r.ServerKey, "", true); err != nil {
+			return fmt.Errorf("route %s: server key: %w", r.Name, err)
+		}
 		if r.Keys == "" {
 			return fmt.Errorf("route %s: keys: a client keypair directory is required", r.Name)
 		}
+		if err := checkRef(r.Keys, kubesource.Secret, false); err != nil {
+			return fmt.Errorf("route %s: keys: %w", r.Name, err)
+		}
+	}
+	return nil
+}
+
+// UsesKubernetes reports whether a route reads keys, a server key or an
+// allowlist from the Kubernetes API, so that Options.Kube is needed.
+func (c *Config) UsesKubernetes() bool {
+	for _, r := range c.Inbound {
+		if kubesource.IsRef(r.Keys) || kubesource.IsRef(r.Allowlist) {
+			return true
+		}
+	}
+	for _, r := range c.Outbound {
+		if kubesource.IsRef(r.Keys) || kubesource.IsRef(r.ServerKey) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRef checks a source written as a reference to the Kubernetes API
+// (anything else is a path, checked when it is read): its syntax, its kind
+// when only one makes sense, and whether it names one file (dataKey) or
+// a whole object.
+func checkRef(s string, kind kubesource.Kind, dataKey bool) error {
+	if !kubesource.IsRef(s) {
+		return nil
+	}
+	ref, err := kubesource.ParseRef(s)
+	if err != nil {
+		return err
+	}
+	if kind != "" && ref.Kind != kind {
+		return fmt.Errorf("%q: keys come from a Secret, never a ConfigMap: write secret:[NAMESPACE/]NAME", s)
+	}
+	if dataKey && ref.Key == "" {
+		return fmt.Errorf("%q: name the file that holds the key: %s#KEY (a CurveClient's Secret has one server.NAMESPACE.NAME.key per server)", s, s)
+	}
+	if !dataKey && ref.Key != "" {
+		return fmt.Errorf("%q: a whole %s is read here; remove #%s", s, ref.Kind, ref.Key)
 	}
 	return nil
 }

@@ -128,8 +128,15 @@ type running struct {
 // Run returned and that the logs hold no secret key.
 func startSidecar(t *testing.T, cfg Config, sec *secrets) *running {
 	t.Helper()
+	return startSidecarWith(t, cfg, Options{}, sec)
+}
+
+// startSidecarWith is startSidecar with options (its Logger is replaced).
+func startSidecarWith(t *testing.T, cfg Config, opts Options, sec *secrets) *running {
+	t.Helper()
 	logs := &logBuffer{}
-	s, err := Open(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := Open(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/zmqauth/zmqauth/zap/metrics"
 	"github.com/zmqauth/zmqauth/zap/policy"
 	"github.com/zmqauth/zmqauth/zap/relay"
-	"github.com/zmqauth/zmqauth/zap/watch"
 	"github.com/zmqauth/zmqauth/zmtp"
 	"github.com/zmqauth/zmqauth/zmtp/curve"
 )
@@ -23,6 +22,8 @@ import (
 // inboundRoute is one server-side route and its sources.
 type inboundRoute struct {
 	cfg     InboundRoute
+	keysAt  origin // the server keypair
+	listAt  origin // the allowlist
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	ln      net.Listener
@@ -37,27 +38,41 @@ type inboundRoute struct {
 	allowlistErr error              // the last allowlist load failure, until one succeeds
 }
 
-// newInbound loads the route's keys (which must be there), tries its
-// allowlist and binds its listener.
-func newInbound(ctx context.Context, rc InboundRoute, conn zmtp.Config, m *metrics.Metrics, log *slog.Logger) (*inboundRoute, error) {
+// newInbound resolves the route's sources; open does the rest once they
+// exist.
+func newInbound(rc InboundRoute, src *sources, m *metrics.Metrics, log *slog.Logger) (*inboundRoute, error) {
 	r := &inboundRoute{cfg: rc, metrics: m, log: log.With("route", rc.Name)}
+	var err error
+	if r.keysAt, err = src.resolve(rc.Keys, false); err != nil {
+		return nil, fmt.Errorf("route %s: server keys: %w", rc.Name, err)
+	}
+	if r.listAt, err = src.resolve(rc.Allowlist, false); err != nil {
+		return nil, fmt.Errorf("route %s: allowlist: %w", rc.Name, err)
+	}
+	return r, nil
+}
+
+// open loads the route's keys (which must be there) and binds its
+// listener; the allowlist is loaded by load.
+func (r *inboundRoute) open(ctx context.Context, conn zmtp.Config, log *slog.Logger) error {
+	rc := r.cfg
 	mode, err := policy.ParseMode(rc.Mode)
 	if err != nil {
-		return nil, fmt.Errorf("route %s: %w", rc.Name, err)
+		return fmt.Errorf("route %s: %w", rc.Name, err)
 	}
-	r.policy = policy.New(rc.Name, mode, m, log)
+	r.policy = policy.New(rc.Name, mode, r.metrics, log)
 
-	keys, err := keyfiles.LoadServerKeys(rc.Keys)
+	keys, err := r.keysAt.serverKeys()
 	if err != nil {
-		return nil, fmt.Errorf("route %s: server keys: %w", rc.Name, err)
+		return fmt.Errorf("route %s: server keys: %w", rc.Name, err)
 	}
 	pairs, err := curvePairs(keys)
 	if err != nil {
-		return nil, fmt.Errorf("route %s: server keys: %w", rc.Name, err)
+		return fmt.Errorf("route %s: server keys: %w", rc.Name, err)
 	}
 	r.server, err = curve.NewServer(curve.ServerConfig{Keys: pairs, Authenticator: r.policy})
 	if err != nil {
-		return nil, fmt.Errorf("route %s: server keys: %w", rc.Name, err)
+		return fmt.Errorf("route %s: server keys: %w", rc.Name, err)
 	}
 	r.keys = keys
 
@@ -69,14 +84,11 @@ func newInbound(ctx context.Context, rc InboundRoute, conn zmtp.Config, m *metri
 		Network: network,
 		AppAddr: app,
 		App:     conn,
-		Metrics: m,
+		Metrics: r.metrics,
 		Logger:  log,
 	}
 	r.ln, err = listen(ctx, rc.Name, rc.Listen)
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return err
 }
 
 // load runs once Open can no longer fail: it logs the keys in force and
@@ -96,20 +108,20 @@ func (r *inboundRoute) start(ctx context.Context, interval time.Duration, goRun 
 		fail(r.relay.Serve(ctx, &gatedListener{Listener: r.ln, open: r.policy.Ready, log: r.log}))
 	})
 	goRun(func() {
-		watch.Dir(ctx, r.cfg.Keys, interval, r.reloadKeys, func(err error) {
+		r.keysAt.watch(ctx, interval, r.reloadKeys, func(err error) {
 			r.metrics.ReloadError("keys:" + r.cfg.Name)
-			r.log.Error("server keys not reloaded; the last good keys stay in force", "dir", r.cfg.Keys, "error", err)
+			r.log.Error("server keys not reloaded; the last good keys stay in force", "source", r.keysAt.String(), "error", err)
 		})
 	})
 	goRun(func() {
-		watch.Dir(ctx, r.cfg.Allowlist, interval, r.reloadAllowlist, r.allowlistFailed)
+		r.listAt.watch(ctx, interval, r.reloadAllowlist, r.allowlistFailed)
 	})
 }
 
 // reloadKeys puts the keypair directory's keys in force for new
 // handshakes: the current key and, during an overlap, the previous one.
 func (r *inboundRoute) reloadKeys() error {
-	keys, err := keyfiles.LoadServerKeys(r.cfg.Keys)
+	keys, err := r.keysAt.serverKeys()
 	if err != nil {
 		return err
 	}
@@ -161,7 +173,7 @@ func (r *inboundRoute) noteKeys(keys keyfiles.ServerKeys) {
 // reloadAllowlist loads the allowlist directory, puts it in force, and
 // closes the live sessions of keys that are no longer allowed.
 func (r *inboundRoute) reloadAllowlist() error {
-	list, err := allowlist.LoadDir(r.cfg.Allowlist)
+	list, err := r.listAt.allowlist()
 	if err != nil {
 		return err
 	}
@@ -187,9 +199,9 @@ func (r *inboundRoute) allowlistFailed(err error) {
 	r.allowlistErr = err
 	r.mu.Unlock()
 	if r.policy.Ready() {
-		r.log.Error("allowlist not reloaded; the last good allowlist stays in force", "dir", r.cfg.Allowlist, "error", err)
+		r.log.Error("allowlist not reloaded; the last good allowlist stays in force", "source", r.listAt.String(), "error", err)
 	} else {
-		r.log.Error("allowlist not loaded; refusing every connection until it is", "dir", r.cfg.Allowlist, "error", err)
+		r.log.Error("allowlist not loaded; refusing every connection until it is", "source", r.listAt.String(), "error", err)
 	}
 }
 

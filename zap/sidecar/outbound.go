@@ -5,48 +5,54 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/zmqauth/zmqauth/keygen"
-	"github.com/zmqauth/zmqauth/zap/keyfiles"
 	"github.com/zmqauth/zmqauth/zap/metrics"
 	"github.com/zmqauth/zmqauth/zap/relay"
-	"github.com/zmqauth/zmqauth/zap/watch"
 	"github.com/zmqauth/zmqauth/zmtp"
 	"github.com/zmqauth/zmqauth/zmtp/curve"
 )
 
 // outboundRoute is one client-side route and its sources.
 type outboundRoute struct {
-	cfg     OutboundRoute
-	log     *slog.Logger
-	metrics *metrics.Metrics
-	ln      net.Listener
-	relay   *relay.Outbound
+	cfg         OutboundRoute
+	keysAt      origin // the client keypair
+	serverKeyAt origin // the server's public key
+	log         *slog.Logger
+	metrics     *metrics.Metrics
+	ln          net.Listener
+	relay       *relay.Outbound
 	// keys is the client keypair in force; serverKey the server's public
 	// key. Each new dial reads both.
 	keys      atomic.Pointer[curve.KeyPair]
 	serverKey atomic.Pointer[keygen.PublicKey]
-	// serverKeyFile is the file the server key comes from; "" when it was
-	// given as a Z85 key.
-	serverKeyFile string
 }
 
-// newOutbound loads the route's keypair and server key (both must be
-// there) and binds its listener.
-func newOutbound(ctx context.Context, rc OutboundRoute, conn zmtp.Config, m *metrics.Metrics, log *slog.Logger) (*outboundRoute, error) {
+// newOutbound resolves the route's sources; open does the rest once they
+// exist.
+func newOutbound(rc OutboundRoute, src *sources, m *metrics.Metrics, log *slog.Logger) (*outboundRoute, error) {
 	r := &outboundRoute{cfg: rc, metrics: m, log: log.With("route", rc.Name)}
-	if err := r.reloadKeys(); err != nil {
+	var err error
+	if r.keysAt, err = src.resolve(rc.Keys, false); err != nil {
 		return nil, fmt.Errorf("route %s: client keys: %w", rc.Name, err)
 	}
-	if st, err := os.Stat(rc.ServerKey); err == nil && !st.IsDir() {
-		r.serverKeyFile = rc.ServerKey
+	if r.serverKeyAt, err = src.resolve(rc.ServerKey, true); err != nil {
+		return nil, fmt.Errorf("route %s: server key: %w", rc.Name, err)
+	}
+	return r, nil
+}
+
+// open loads the route's keypair and server key (both must be there) and
+// binds its listener.
+func (r *outboundRoute) open(ctx context.Context, conn zmtp.Config, log *slog.Logger) error {
+	rc := r.cfg
+	if err := r.reloadKeys(); err != nil {
+		return fmt.Errorf("route %s: client keys: %w", rc.Name, err)
 	}
 	if err := r.reloadServerKey(); err != nil {
-		return nil, fmt.Errorf("route %s: server key: %w", rc.Name, err)
+		return fmt.Errorf("route %s: server key: %w", rc.Name, err)
 	}
 	server, _ := NormalizeAddr(rc.Server)
 	r.relay = &relay.Outbound{
@@ -55,34 +61,29 @@ func newOutbound(ctx context.Context, rc OutboundRoute, conn zmtp.Config, m *met
 		ServerAddr:   server,
 		Network:      conn,
 		NewMechanism: r.mechanism,
-		Metrics:      m,
+		Metrics:      r.metrics,
 		Logger:       log,
 	}
 	var err error
 	r.ln, err = listen(ctx, rc.Name, rc.Listen)
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return err
 }
 
 // start runs the route's relay and watchers.
 func (r *outboundRoute) start(ctx context.Context, interval time.Duration, goRun func(func()), fail func(error)) {
 	goRun(func() { fail(r.relay.Serve(ctx, r.ln)) })
 	goRun(func() {
-		watch.Dir(ctx, r.cfg.Keys, interval, r.reloadKeys, func(err error) {
+		r.keysAt.watch(ctx, interval, r.reloadKeys, func(err error) {
 			r.metrics.ReloadError("keys:" + r.cfg.Name)
-			r.log.Error("client keys not reloaded; the last good keys stay in force", "dir", r.cfg.Keys, "error", err)
+			r.log.Error("client keys not reloaded; the last good keys stay in force", "source", r.keysAt.String(), "error", err)
 		})
 	})
-	if r.serverKeyFile != "" {
-		goRun(func() {
-			watch.Dir(ctx, filepath.Dir(r.serverKeyFile), interval, r.reloadServerKey, func(err error) {
-				r.metrics.ReloadError("server-key:" + r.cfg.Name)
-				r.log.Error("server key not reloaded; the last good key stays in force", "file", r.serverKeyFile, "error", err)
-			})
+	goRun(func() {
+		r.serverKeyAt.watch(ctx, interval, r.reloadServerKey, func(err error) {
+			r.metrics.ReloadError("server-key:" + r.cfg.Name)
+			r.log.Error("server key not reloaded; the last good key stays in force", "source", r.serverKeyAt.String(), "error", err)
 		})
-	}
+	})
 }
 
 // load runs once Open can no longer fail and logs the keys Open loaded
@@ -106,7 +107,7 @@ func (r *outboundRoute) mechanism() (zmtp.Mechanism, error) {
 // reloadKeys puts the keypair directory's keys in force for new
 // connections.
 func (r *outboundRoute) reloadKeys() error {
-	kp, err := keyfiles.LoadClientKeys(r.cfg.Keys)
+	kp, err := r.keysAt.clientKeys()
 	if err != nil {
 		return err
 	}
@@ -123,14 +124,9 @@ func (r *outboundRoute) reloadKeys() error {
 	return nil
 }
 
-// reloadServerKey reads the server's public key, from its file or as
-// given.
+// reloadServerKey reads the server's public key from its source.
 func (r *outboundRoute) reloadServerKey() error {
-	arg := r.cfg.ServerKey
-	if r.serverKeyFile != "" {
-		arg = r.serverKeyFile
-	}
-	k, err := keyfiles.ReadPublicKey(arg)
+	k, err := r.serverKeyAt.publicKey()
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,9 @@
 // outbound (client-side) relay routes, the key and allowlist sources that
 // feed them, and the admin endpoint (/metrics, /healthz, /readyz).
 //
-// Sources are mounted directories, watched with zap/watch: a route's server
+// Sources are mounted directories, watched with zap/watch, or Secrets and
+// ConfigMaps in the Kubernetes API (secret:NAMESPACE/NAME, ...), watched
+// with zap/kubesource, in the same layout: a route's server
 // keypair (a change goes to curve.Server.SetKeys with the current and the
 // previous key, so clients holding either keep connecting), a client
 // keypair and server public key (used by the next outbound dial), and an
@@ -28,8 +30,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/zmqauth/zmqauth/zap/admin"
+	"github.com/zmqauth/zmqauth/zap/kubesource"
 	"github.com/zmqauth/zmqauth/zap/metrics"
 	"github.com/zmqauth/zmqauth/zmtp"
 )
@@ -40,6 +44,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry collects the metrics served on /metrics; nil creates one.
 	Registry *prometheus.Registry
+	// Kube reaches the Kubernetes API, for routes whose keys or allowlist
+	// name a Secret or ConfigMap (secret:NAMESPACE/NAME, ...); nil when
+	// none does.
+	Kube kubernetes.Interface
+	// Namespace is the namespace of such a reference that gives none.
+	Namespace string
 }
 
 // Sidecar is a configured, bound sidecar. Open it, then Run it (or Close
@@ -53,19 +63,23 @@ type Sidecar struct {
 	inbound  []*inboundRoute
 	outbound []*outboundRoute
 	running  sync.Once
+	// stopSources ends the watches of objects in the Kubernetes API.
+	stopSources context.CancelFunc
 }
 
 // Open validates cfg, loads every route's keys and binds every listener
-// (routes and admin); ctx bounds the binding. It fails, leaving nothing open, on an invalid
-// configuration, a key file that is missing or malformed, and an address
-// that cannot be bound. Allowlists are loaded too, but one that cannot be
+// (routes and admin); ctx bounds the binding. A Secret or ConfigMap named
+// as a source is waited for, up to Config.SourceTimeout. It fails, leaving
+// nothing open, on an invalid configuration, a key file (or Secret) that is
+// missing or malformed, and an address that cannot be bound. Allowlists are loaded too, but one that cannot be
 // loaded is not an error: its route stays closed and the sidecar not ready
 // until it can be (see the package documentation).
 func Open(ctx context.Context, cfg Config, opts Options) (_ *Sidecar, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sidecar{cfg: cfg, log: opts.Logger, registry: opts.Registry}
+	srcCtx, stopSources := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Sidecar{cfg: cfg, log: opts.Logger, registry: opts.Registry, stopSources: stopSources}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -78,19 +92,39 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Sidecar, err error)
 			s.closeListeners()
 		}
 	}()
+	src := &sources{kube: opts.Kube, namespace: opts.Namespace, ctx: srcCtx, objects: map[kubesource.Ref]*kubesource.Object{}, dataKeys: map[kubesource.Ref][]string{}}
 	for _, rc := range cfg.Inbound {
-		r, err := newInbound(ctx, rc, s.connConfig(), s.metrics, s.log)
+		r, err := newInbound(rc, src, s.metrics, s.log)
 		if err != nil {
 			return nil, err
 		}
 		s.inbound = append(s.inbound, r)
 	}
 	for _, rc := range cfg.Outbound {
-		r, err := newOutbound(ctx, rc, s.connConfig(), s.metrics, s.log)
+		r, err := newOutbound(rc, src, s.metrics, s.log)
 		if err != nil {
 			return nil, err
 		}
 		s.outbound = append(s.outbound, r)
+	}
+	if len(src.objects) > 0 {
+		timeout := time.Duration(cfg.SourceTimeout)
+		if timeout == 0 {
+			timeout = DefaultSourceTimeout
+		}
+		if err := src.wait(ctx, timeout); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range s.inbound {
+		if err := r.open(ctx, s.connConfig(), s.log); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range s.outbound {
+		if err := r.open(ctx, s.connConfig(), s.log); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Admin != "" {
 		addr, _ := NormalizeAddr(cfg.Admin)
@@ -127,13 +161,19 @@ func (s *Sidecar) reloadInterval() time.Duration {
 	return DefaultReloadInterval
 }
 
-// closeListeners closes every listener Open bound.
+// closeListeners closes every listener Open bound and ends the watches it
+// started.
 func (s *Sidecar) closeListeners() {
+	s.stopSources()
 	for _, r := range s.inbound {
-		_ = r.ln.Close()
+		if r.ln != nil {
+			_ = r.ln.Close()
+		}
 	}
 	for _, r := range s.outbound {
-		_ = r.ln.Close()
+		if r.ln != nil {
+			_ = r.ln.Close()
+		}
 	}
 	// The admin server has no Close; Serve with a cancelled context
 	// releases its listener.
@@ -195,6 +235,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	s.log.Info("sidecar running", "routes", s.routeNames(), "admin", s.AdminAddr())
 	<-ctx.Done()
 	wg.Wait()
+	s.stopSources()
 	if runErr != nil {
 		return runErr
 	}
