@@ -33,6 +33,9 @@ type Options struct {
 // Cluster is a running local control plane.
 type Cluster struct {
 	env *envtest.Environment
+	// certDir holds the API server's serving certificate and client CA, so
+	// that a restarted API server presents the same ones.
+	certDir string
 	// Config reaches the API server as a cluster admin.
 	Config *rest.Config
 	// Kubeconfig is the path of an admin kubeconfig for kubectl and zmqauth.
@@ -55,7 +58,24 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, fmt.Errorf("localcluster: %s not found in %s (run hack/controlplane.sh): %w", name, opts.AssetsDir, err)
 		}
 	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("localcluster: %w", err)
+	}
+	// envtest puts the API server's certificates in a directory of its own
+	// that it removes when the API server stops; one of ours survives
+	// StopAPIServer, so StartAPIServer serves the same certificates and
+	// every kubeconfig written for the cluster keeps working.
+	certDir, err := os.MkdirTemp(opts.StateDir, "kube-apiserver-")
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: %w", err)
+	}
+	apiServer := &envtest.APIServer{CertDir: certDir}
+	// Stopped, the API server drains in-flight requests and then gives
+	// open watches 2 s, instead of waiting for them for its request
+	// timeout (60 s): with controllers watching, a stop takes seconds.
+	apiServer.Configure().Set("shutdown-send-retry-after", "true")
 	env := &envtest.Environment{
+		ControlPlane:             envtest.ControlPlane{APIServer: apiServer},
 		BinaryAssetsDirectory:    opts.AssetsDir,
 		CRDDirectoryPaths:        []string{opts.CRDDir},
 		ErrorIfCRDPathMissing:    true,
@@ -78,6 +98,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	select {
 	case s := <-done:
 		if s.err != nil {
+			_ = os.RemoveAll(certDir)
 			return nil, fmt.Errorf("localcluster: start control plane: %w", s.err)
 		}
 		cfg = s.cfg
@@ -86,17 +107,18 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		if s := <-done; s.err == nil {
 			_ = env.Stop()
 		}
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("localcluster: start control plane: %w", ctx.Err())
 	}
 
-	c := &Cluster{env: env, Config: cfg, Kubectl: filepath.Join(opts.AssetsDir, "kubectl")}
+	c := &Cluster{env: env, certDir: certDir, Config: cfg, Kubectl: filepath.Join(opts.AssetsDir, "kubectl")}
 	if opts.WebhookDir != "" {
 		c.WebhookHost = env.WebhookInstallOptions.LocalServingHost
 		c.WebhookPort = env.WebhookInstallOptions.LocalServingPort
 		c.WebhookCertDir = env.WebhookInstallOptions.LocalServingCertDir
 	}
 	if err := c.writeKubeconfig(opts.StateDir); err != nil {
-		return nil, errors.Join(err, env.Stop())
+		return nil, errors.Join(err, c.Stop())
 	}
 	return c, nil
 }
@@ -110,9 +132,6 @@ func (c *Cluster) writeKubeconfig(dir string) error {
 	if err != nil {
 		return fmt.Errorf("localcluster: render kubeconfig: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("localcluster: %w", err)
-	}
 	c.Kubeconfig = filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(c.Kubeconfig, data, 0o600); err != nil {
 		return fmt.Errorf("localcluster: write kubeconfig: %w", err)
@@ -120,9 +139,33 @@ func (c *Cluster) writeKubeconfig(dir string) error {
 	return nil
 }
 
+// StopAPIServer stops kube-apiserver alone, as an outage would: etcd keeps
+// running with its data, and StartAPIServer brings the API server back.
+func (c *Cluster) StopAPIServer() error {
+	if err := c.env.ControlPlane.APIServer.Stop(); err != nil {
+		return fmt.Errorf("localcluster: stop kube-apiserver: %w", err)
+	}
+	return nil
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the same
+// address with the same certificates and client CA, so clients holding the
+// kubeconfig reconnect to it unchanged. It returns once the API server is
+// healthy.
+func (c *Cluster) StartAPIServer() error {
+	if err := c.env.ControlPlane.APIServer.Start(); err != nil {
+		return fmt.Errorf("localcluster: start kube-apiserver: %w", err)
+	}
+	return nil
+}
+
 // Stop stops the API server and etcd and removes their data.
 func (c *Cluster) Stop() error {
-	if err := c.env.Stop(); err != nil {
+	err := c.env.Stop()
+	if rmErr := os.RemoveAll(c.certDir); err == nil && rmErr != nil {
+		err = rmErr
+	}
+	if err != nil {
 		return fmt.Errorf("localcluster: stop: %w", err)
 	}
 	return nil
