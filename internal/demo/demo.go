@@ -6,25 +6,16 @@
 // an unknown client refused, and a rotation that drops nothing.
 //
 // `make demo` runs it through hack/demo; the end-to-end suite asserts on the
-// Result it returns.
+// Result it returns, and builds its other scenarios from the same parts: a
+// Rig (the control plane, the manager, kubelet-style volumes, sidecars and
+// the pyzmq applications of hack/demo/apps.py, Streams among them).
 package demo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
-
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	zmqauthv1 "github.com/zmqauth/zmqauth/api/v1alpha1"
-	"github.com/zmqauth/zmqauth/internal/localcluster"
 )
 
 // Config says where everything is.
@@ -65,10 +56,8 @@ type Result struct {
 
 // env is one run's state.
 type env struct {
+	*Rig
 	cfg   Config
-	procs *processes
-	kube  client.Client
-	kcfg  string
 	step  int
 	ports ports
 	start time.Time
@@ -99,45 +88,31 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if cfg.Requests == 0 {
 		cfg.Requests = 300
 	}
-	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
-		return nil, fmt.Errorf("demo: %w", err)
-	}
-	e := &env{cfg: cfg, procs: &processes{dir: cfg.WorkDir}, start: time.Now()}
-	defer e.procs.stopAll()
+	e := &env{cfg: cfg, start: time.Now()}
 	res = &Result{}
 
-	var cluster *localcluster.Cluster
 	if err := e.do("local control plane (kube-apiserver + etcd)", func() error {
+		rig, err := StartRig(ctx, RigConfig{
+			Root: cfg.Root, Binary: cfg.Binary, Python: cfg.Python, WorkDir: cfg.WorkDir, Kubeconfig: cfg.Kubeconfig,
+		})
+		if err != nil {
+			return err
+		}
+		e.Rig = rig
 		if cfg.Kubeconfig != "" {
-			e.kcfg = cfg.Kubeconfig
 			e.say("reusing the running control plane at %s", cfg.Kubeconfig)
 		} else {
-			var err error
-			cluster, err = localcluster.Start(ctx, localcluster.Options{
-				AssetsDir: filepath.Join(cfg.Root, "bin", "k8s"),
-				CRDDir:    filepath.Join(cfg.Root, "config", "crd", "bases"),
-				StateDir:  cfg.WorkDir,
-			})
-			if err != nil {
-				return err
-			}
-			e.kcfg = cluster.Kubeconfig
-			e.say("kubeconfig: %s", e.kcfg)
+			e.say("kubeconfig: %s", rig.Kubeconfig)
 		}
-		return e.connect()
+		return nil
 	}); err != nil {
 		return nil, err
 	}
-	if cluster != nil {
-		defer func() {
-			// The programs first: an API server with live watches from the
-			// manager takes its whole grace period to stop.
-			e.procs.stopAll()
-			if stopErr := cluster.Stop(); stopErr != nil && err == nil {
-				err = stopErr
-			}
-		}()
-	}
+	defer func() {
+		if closeErr := e.Close(); closeErr != nil && err == nil {
+			err = closeErr
+		}
+	}()
 
 	steps := []struct {
 		title string
@@ -159,20 +134,4 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	fmt.Fprintf(cfg.Out, "demo passed in %s\n", time.Since(e.start).Round(time.Second))
 	return res, nil
-}
-
-func (e *env) connect() error {
-	rc, err := clientcmd.BuildConfigFromFlags("", e.kcfg)
-	if err != nil {
-		return fmt.Errorf("demo: kubeconfig: %w", err)
-	}
-	scheme := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), zmqauthv1.AddToScheme(scheme)); err != nil {
-		return fmt.Errorf("demo: scheme: %w", err)
-	}
-	e.kube, err = client.New(rc, client.Options{Scheme: scheme})
-	if err != nil {
-		return fmt.Errorf("demo: client: %w", err)
-	}
-	return nil
 }

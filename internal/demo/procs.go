@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,31 +16,49 @@ import (
 	"time"
 )
 
-// process is one program the demo started, with its output in a log file.
-type process struct {
-	name string
+// Process is one program a Rig started, with its output in a log file.
+type Process struct {
+	// Name is the label the program was started with.
+	Name string
+	// Log is the file receiving its output (stderr only when its stdout
+	// is read by the caller, as for a Stream).
+	Log  string
 	cmd  *exec.Cmd
-	log  string
 	done chan struct{}
 	err  error
 }
 
-// processes starts programs and stops every one of them at the end.
-type processes struct {
-	dir  string
+// Processes starts programs and stops every one of them at the end.
+type Processes struct {
+	// Dir receives the programs' log files, DIR/<label>.log.
+	Dir  string
 	mu   sync.Mutex
-	list []*process
+	list []*Process
 }
 
-// start runs name with args, logging to DIR/<label>.log.
-func (p *processes) start(ctx context.Context, label, name string, args ...string) (*process, error) {
-	logPath := filepath.Join(p.dir, label+".log")
+// Start runs name with args, logging to DIR/<label>.log. The process is
+// sent SIGTERM when ctx ends, and stopped by StopAll at the latest.
+func (p *Processes) Start(ctx context.Context, label, name string, args ...string) (*Process, error) {
+	return p.start(ctx, label, name, args, nil)
+}
+
+// start runs name with args, its stderr (and its stdout, unless pipes says
+// otherwise) in DIR/<label>.log. pipes, if set, are the child's stdin and
+// stdout ends of pipes the caller reads and writes; they are closed in this
+// process once the child has them.
+func (p *Processes) start(ctx context.Context, label, name string, args []string, pipes *childPipes) (*Process, error) {
+	logPath := filepath.Join(p.Dir, label+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if pipes != nil {
+		cmd.Stdin, cmd.Stdout = pipes.stdin, pipes.stdout
+		defer pipes.stdin.Close()
+		defer pipes.stdout.Close()
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
@@ -47,7 +66,7 @@ func (p *processes) start(ctx context.Context, label, name string, args ...strin
 		f.Close()
 		return nil, fmt.Errorf("demo: start %s: %w", label, err)
 	}
-	proc := &process{name: label, cmd: cmd, log: logPath, done: make(chan struct{})}
+	proc := &Process{Name: label, cmd: cmd, Log: logPath, done: make(chan struct{})}
 	go func() {
 		proc.err = cmd.Wait()
 		f.Close()
@@ -59,8 +78,14 @@ func (p *processes) start(ctx context.Context, label, name string, args ...strin
 	return proc, nil
 }
 
-// stop ends one process: SIGTERM, then SIGKILL after a grace period.
-func (proc *process) stop(grace time.Duration) {
+// childPipes are the child's ends of its stdin and stdout pipes. They are
+// *os.File, so exec hands them to the child as they are and Wait never
+// closes the parent's ends under a reader.
+type childPipes struct{ stdin, stdout *os.File }
+
+// Stop ends the process: SIGTERM, then SIGKILL to its process group after a
+// grace period.
+func (proc *Process) Stop(grace time.Duration) {
 	select {
 	case <-proc.done:
 		return
@@ -75,14 +100,20 @@ func (proc *process) stop(grace time.Duration) {
 	}
 }
 
-// kill ends one process at once, as a crash would.
-func (proc *process) kill() {
+// Kill ends the process and its process group at once with SIGKILL, as a
+// crash would, and waits for it.
+func (proc *Process) Kill() {
+	select {
+	case <-proc.done:
+		return
+	default:
+	}
 	_ = syscall.Kill(-proc.cmd.Process.Pid, syscall.SIGKILL)
 	<-proc.done
 }
 
-// exited reports whether the process has ended, and how.
-func (proc *process) exited() (bool, error) {
+// Exited reports whether the process has ended, and how.
+func (proc *Process) Exited() (bool, error) {
 	select {
 	case <-proc.done:
 		return true, proc.err
@@ -91,19 +122,30 @@ func (proc *process) exited() (bool, error) {
 	}
 }
 
-// stopAll stops every process, newest first.
-func (p *processes) stopAll() {
+// StopAll stops every process, newest first.
+func (p *Processes) StopAll() {
 	p.mu.Lock()
 	list := p.list
 	p.list = nil
 	p.mu.Unlock()
 	for i := len(list) - 1; i >= 0; i-- {
-		list[i].stop(5 * time.Second)
+		list[i].Stop(5 * time.Second)
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
+// Logs returns every process's log file, oldest first.
+func (p *Processes) Logs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	logs := make([]string, 0, len(p.list))
+	for _, proc := range p.list {
+		logs = append(logs, proc.Log)
+	}
+	return logs
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("demo: %w", err)
@@ -112,19 +154,21 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+// HostPort returns "127.0.0.1:port".
+func HostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
-// waitReady polls url until it answers 200, the process exits, or ctx ends.
-func waitReady(ctx context.Context, proc *process, url string) error {
+// WaitReady polls url until it answers 200, the process exits, or ctx ends.
+func WaitReady(ctx context.Context, proc *Process, url string) error {
 	client := &http.Client{Timeout: time.Second}
 	var last string
 	for {
-		if done, err := proc.exited(); done {
-			return fmt.Errorf("demo: %s exited before it was ready (%v); see %s", proc.name, err, proc.log)
+		if done, err := proc.Exited(); done {
+			return fmt.Errorf("demo: %s exited before it was ready (%v); see %s", proc.Name, err, proc.Log)
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := client.Do(req)
 		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
@@ -135,7 +179,7 @@ func waitReady(ctx context.Context, proc *process, url string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("demo: %s not ready at %s (last: %s); see %s: %w", proc.name, url, last, proc.log, errors.Join(ctx.Err()))
+			return fmt.Errorf("demo: %s not ready at %s (last: %s); see %s: %w", proc.Name, url, last, proc.Log, errors.Join(ctx.Err()))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -1,12 +1,8 @@
 package demo
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	zmqauthv1 "github.com/zmqauth/zmqauth/api/v1alpha1"
-	"github.com/zmqauth/zmqauth/internal/volume"
 )
 
 // The sample manifests' names (config/samples).
@@ -33,64 +28,21 @@ func (e *env) key(name string) client.ObjectKey {
 	return client.ObjectKey{Namespace: e.cfg.Namespace, Name: name}
 }
 
-// poll calls cond every 200 ms until it returns true, an error, or timeout.
-func poll(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var lastErr error
-	for {
-		ok, err := cond()
-		if ok && err == nil {
-			return nil
-		}
-		if err != nil {
-			lastErr = err
-		}
-		select {
-		case <-ctx.Done():
-			if lastErr != nil {
-				return fmt.Errorf("timed out waiting for %s (last error: %w)", what, lastErr)
-			}
-			return fmt.Errorf("timed out waiting for %s", what)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 func (e *env) startManager(ctx context.Context, _ *Result) error {
-	probe, err := freePort()
-	if err != nil {
-		return err
+	proc, err := e.StartManager(ctx, ManagerOptions{})
+	if proc != nil {
+		e.say("log: %s", proc.Log)
 	}
-	proc, err := e.procs.start(ctx, "manager", e.cfg.Binary, "manager",
-		"--kubeconfig", e.kcfg,
-		"--metrics-bind-address", "0",
-		"--health-probe-bind-address", hostPort(probe),
-		"--rotation-propagation-delay", "2s")
-	if err != nil {
-		return err
-	}
-	e.say("log: %s", proc.log)
-	return waitReady(ctx, proc, "http://"+hostPort(probe)+"/readyz")
-}
-
-func (e *env) kubectl(ctx context.Context, args ...string) (string, error) {
-	kubectl := filepath.Join(e.cfg.Root, "bin", "k8s", "kubectl")
-	cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", e.kcfg}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
+	return err
 }
 
 func (e *env) applySamples(ctx context.Context, _ *Result) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.cfg.Namespace,
 		Labels: map[string]string{zmqauthv1.LabelInject: zmqauthv1.InjectEnabled}}}
-	if err := e.kube.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := e.Kube.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace: %w", err)
 	}
-	out, err := e.kubectl(ctx, "apply", "-n", e.cfg.Namespace, "-k", filepath.Join(e.cfg.Root, "config", "samples"))
+	out, err := e.Kubectl(ctx, "apply", "-n", e.cfg.Namespace, "-k", filepath.Join(e.cfg.Root, "config", "samples"))
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		e.say("%s", line)
 	}
@@ -100,11 +52,11 @@ func (e *env) applySamples(ctx context.Context, _ *Result) error {
 func (e *env) waitKeys(ctx context.Context, res *Result) error {
 	var srv zmqauthv1.CurveServer
 	var cli zmqauthv1.CurveClient
-	err := poll(ctx, 30*time.Second, "public keys in CurveServer and CurveClient status", func() (bool, error) {
-		if err := e.kube.Get(ctx, e.key(serverName), &srv); err != nil {
+	err := Poll(ctx, 30*time.Second, "public keys in CurveServer and CurveClient status", func() (bool, error) {
+		if err := e.Kube.Get(ctx, e.key(serverName), &srv); err != nil {
 			return false, err
 		}
-		if err := e.kube.Get(ctx, e.key(clientName), &cli); err != nil {
+		if err := e.Kube.Get(ctx, e.key(clientName), &cli); err != nil {
 			return false, err
 		}
 		return srv.Status.PublicKey != "" && cli.Status.PublicKey != "", nil
@@ -115,7 +67,7 @@ func (e *env) waitKeys(ctx context.Context, res *Result) error {
 	res.ServerPublicKey, res.ClientPublicKey = srv.Status.PublicKey, cli.Status.PublicKey
 	for _, name := range []string{serverSecret, clientSecret} {
 		var s corev1.Secret
-		if err := e.kube.Get(ctx, e.key(name), &s); err != nil {
+		if err := e.Kube.Get(ctx, e.key(name), &s); err != nil {
 			return fmt.Errorf("Secret %s: %w", name, err)
 		}
 		files := make([]string, 0, len(s.Data))
@@ -132,12 +84,12 @@ func (e *env) waitKeys(ctx context.Context, res *Result) error {
 
 func (e *env) waitAllowlist(ctx context.Context, res *Result) error {
 	var cm corev1.ConfigMap
-	err := poll(ctx, 30*time.Second, "the collector's key in the server's allowlist", func() (bool, error) {
-		if err := e.kube.Get(ctx, e.key(serverName+"-allowlist"), &cm); err != nil {
+	err := Poll(ctx, 30*time.Second, "the collector's key in the server's allowlist", func() (bool, error) {
+		if err := e.Kube.Get(ctx, e.key(serverName+"-allowlist"), &cm); err != nil {
 			return false, err
 		}
 		var cli zmqauthv1.CurveClient
-		if err := e.kube.Get(ctx, e.key(clientName), &cli); err != nil {
+		if err := e.Kube.Get(ctx, e.key(clientName), &cli); err != nil {
 			return false, err
 		}
 		_, listed := cm.Data[e.cfg.Namespace+"."+clientName+".key"]
@@ -159,52 +111,8 @@ func (e *env) waitAllowlist(ctx context.Context, res *Result) error {
 	return nil
 }
 
-// mountLoop keeps the three volumes a pod would have in sync with the API,
-// server side first, like a kubelet that happens to sync the server pod first.
-func (e *env) mountLoop(ctx context.Context, dirs map[string]string) {
-	seen := map[string]string{}
-	sync := func(kind, name, dir string) {
-		var data map[string][]byte
-		var version string
-		switch kind {
-		case "Secret":
-			var s corev1.Secret
-			if err := e.kube.Get(ctx, e.key(name), &s); err != nil {
-				return
-			}
-			data, version = s.Data, s.ResourceVersion
-		case "ConfigMap":
-			var cm corev1.ConfigMap
-			if err := e.kube.Get(ctx, e.key(name), &cm); err != nil {
-				return
-			}
-			data = map[string][]byte{}
-			for k, v := range cm.Data {
-				data[k] = []byte(v)
-			}
-			version = cm.ResourceVersion
-		}
-		if seen[dir] == version {
-			return
-		}
-		if err := volume.Project(dir, data, 0o600); err == nil {
-			seen[dir] = version
-		}
-	}
-	for {
-		sync("Secret", serverSecret, dirs["server-keys"])
-		sync("ConfigMap", serverName+"-allowlist", dirs["server-allowlist"])
-		sync("Secret", clientSecret, dirs["client-keys"])
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
 // ports the demo's programs listen on.
-type ports struct{ app, inbound, outbound, inAdmin, outAdmin int }
+type ports struct{ app, inbound, outbound, inAdmin, outAdmin string }
 
 func (e *env) startSidecars(ctx context.Context, _ *Result) error {
 	dirs := map[string]string{
@@ -212,83 +120,35 @@ func (e *env) startSidecars(ctx context.Context, _ *Result) error {
 		"server-allowlist": filepath.Join(e.cfg.WorkDir, "server", "allowlist"),
 		"client-keys":      filepath.Join(e.cfg.WorkDir, "client", "keys"),
 	}
-	go e.mountLoop(ctx, dirs)
-	serverKeyFile := filepath.Join(dirs["client-keys"], "server."+e.cfg.Namespace+"."+serverName+".key")
-	if err := poll(ctx, 15*time.Second, "mounted volumes", func() (bool, error) {
-		for _, f := range []string{filepath.Join(dirs["server-keys"], "secret.key"), serverKeyFile,
-			filepath.Join(dirs["server-allowlist"], e.cfg.Namespace+"."+clientName+".key")} {
-			if _, err := os.Stat(f); err != nil {
-				return false, nil
-			}
-		}
-		return true, nil
-	}); err != nil {
+	// The three volumes two pods would have, server side first, like a
+	// kubelet that happens to sync the server pod first.
+	ns := e.cfg.Namespace
+	e.Mount(ctx,
+		Mount{Kind: SecretVolume, Namespace: ns, Name: serverSecret, Dir: dirs["server-keys"]},
+		Mount{Kind: ConfigMapVolume, Namespace: ns, Name: serverName + "-allowlist", Dir: dirs["server-allowlist"]},
+		Mount{Kind: SecretVolume, Namespace: ns, Name: clientSecret, Dir: dirs["client-keys"]})
+	serverKeyFile := filepath.Join(dirs["client-keys"], "server."+ns+"."+serverName+".key")
+	if err := WaitFiles(ctx, 15*time.Second, filepath.Join(dirs["server-keys"], "secret.key"), serverKeyFile,
+		filepath.Join(dirs["server-allowlist"], ns+"."+clientName+".key")); err != nil {
 		return err
 	}
-	var p ports
-	for _, port := range []*int{&p.app, &p.inbound, &p.outbound, &p.inAdmin, &p.outAdmin} {
-		var err error
-		if *port, err = freePort(); err != nil {
-			return err
-		}
-	}
-	e.ports = p
-	app := filepath.Join(e.cfg.Root, "hack", "demo", "apps.py")
-	if _, err := e.procs.start(ctx, "server-app", e.cfg.Python, app, "rep-server", "--bind", "tcp://"+hostPort(p.app)); err != nil {
-		return err
-	}
-	in, err := e.procs.start(ctx, "sidecar-inbound", e.cfg.Binary, "sidecar", "inbound",
-		"--listen", hostPort(p.inbound), "--app", hostPort(p.app),
-		"--keys", dirs["server-keys"], "--allowlist", dirs["server-allowlist"], "--admin", hostPort(p.inAdmin))
+	in, err := e.StartInbound(ctx, "server", dirs["server-keys"], dirs["server-allowlist"])
 	if err != nil {
 		return err
 	}
-	out, err := e.procs.start(ctx, "sidecar-outbound", e.cfg.Binary, "sidecar", "outbound",
-		"--listen", hostPort(p.outbound), "--server", hostPort(p.inbound),
-		"--server-key", serverKeyFile, "--keys", dirs["client-keys"], "--admin", hostPort(p.outAdmin))
+	out, err := e.StartOutbound(ctx, "client", in.Addr, serverKeyFile, dirs["client-keys"])
 	if err != nil {
 		return err
 	}
-	for _, w := range []struct {
-		proc *process
-		port int
-	}{{in, p.inAdmin}, {out, p.outAdmin}} {
-		if err := waitReady(ctx, w.proc, fmt.Sprintf("http://%s/readyz", hostPort(w.port))); err != nil {
-			return err
-		}
-	}
-	e.say("server app (pyzmq REP, no CURVE code) on %s", hostPort(p.app))
-	e.say("inbound sidecar  %s (CURVE) -> %s (NULL), logs %s", hostPort(p.inbound), hostPort(p.app), in.log)
-	e.say("outbound sidecar %s (NULL) -> %s (CURVE), logs %s", hostPort(p.outbound), hostPort(p.inbound), out.log)
+	e.ports = ports{app: in.App, inbound: in.Addr, outbound: out.Addr, inAdmin: in.Admin, outAdmin: out.Admin}
+	e.say("server app (pyzmq REP, no CURVE code) on %s", in.App)
+	e.say("inbound sidecar  %s (CURVE) -> %s (NULL), logs %s", in.Addr, in.App, in.Sidecar.Log)
+	e.say("outbound sidecar %s (NULL) -> %s (CURVE), logs %s", out.Addr, in.Addr, out.Sidecar.Log)
 	return nil
 }
 
-// clientSummary is apps.py req-client's last line.
-type clientSummary struct {
-	Sent, Received, Lost int
-	UserIDs              []string `json:"user_ids"`
-}
-
-func (e *env) runClient(ctx context.Context, args ...string) (clientSummary, error) {
-	app := filepath.Join(e.cfg.Root, "hack", "demo", "apps.py")
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, e.cfg.Python, append([]string{app, "req-client", "--connect", "tcp://" + hostPort(e.ports.outbound)}, args...)...)
-	out, err := cmd.Output()
-	if err != nil {
-		return clientSummary{}, fmt.Errorf("req-client: %w", err)
-	}
-	var sum clientSummary
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		var ev struct{ Event string }
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "done" {
-			if err := json.Unmarshal(sc.Bytes(), &sum); err != nil {
-				return sum, fmt.Errorf("req-client summary: %w", err)
-			}
-		}
-	}
-	return sum, nil
+func (e *env) runClient(ctx context.Context, args ...string) (ClientSummary, error) {
+	return e.RunClient(ctx, e.ports.outbound, args...)
 }
 
 func (e *env) authorizedClient(ctx context.Context, res *Result) error {
@@ -307,21 +167,9 @@ func (e *env) authorizedClient(ctx context.Context, res *Result) error {
 }
 
 func (e *env) unknownClient(ctx context.Context, res *Result) error {
-	app := filepath.Join(e.cfg.Root, "hack", "demo", "apps.py")
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, e.cfg.Python, app, "curve-probe",
-		"--connect", "tcp://"+hostPort(e.ports.inbound), "--server-key", res.ServerPublicKey).Output()
+	probe, err := e.Probe(ctx, e.ports.inbound, res.ServerPublicKey)
 	if err != nil {
-		return fmt.Errorf("curve-probe: %w", err)
-	}
-	var probe struct {
-		Result string
-		Served bool
-		Status any
-	}
-	if err := json.Unmarshal(out, &probe); err != nil {
-		return fmt.Errorf("curve-probe output %q: %w", out, err)
+		return err
 	}
 	res.UnknownClient, res.UnknownClientServed = probe.Result, probe.Served
 	e.say("a pyzmq CURVE client with a fresh key, straight to the inbound sidecar: %s (libzmq monitor), served: %v", probe.Result, probe.Served)
@@ -333,7 +181,7 @@ func (e *env) unknownClient(ctx context.Context, res *Result) error {
 
 func (e *env) rotation(ctx context.Context, res *Result) error {
 	type outcome struct {
-		sum clientSummary
+		sum ClientSummary
 		err error
 	}
 	done := make(chan outcome, 1)
@@ -344,7 +192,7 @@ func (e *env) rotation(ctx context.Context, res *Result) error {
 	e.say("client sends %d requests, a new connection every 20, while both keys rotate", e.cfg.Requests)
 	time.Sleep(time.Second)
 	for _, target := range []struct{ kind, name string }{{"curveserver", serverName}, {"curveclient", clientName}} {
-		out, err := e.kubectlRotate(ctx, target.kind+"/"+target.name)
+		out, err := e.Rotate(ctx, e.cfg.Namespace, target.kind+"/"+target.name)
 		if err != nil {
 			return err
 		}
@@ -352,11 +200,11 @@ func (e *env) rotation(ctx context.Context, res *Result) error {
 	}
 	var srv zmqauthv1.CurveServer
 	var cli zmqauthv1.CurveClient
-	if err := poll(ctx, 30*time.Second, "key revision 2 on both", func() (bool, error) {
-		if err := e.kube.Get(ctx, e.key(serverName), &srv); err != nil {
+	if err := Poll(ctx, 30*time.Second, "key revision 2 on both", func() (bool, error) {
+		if err := e.Kube.Get(ctx, e.key(serverName), &srv); err != nil {
 			return false, err
 		}
-		if err := e.kube.Get(ctx, e.key(clientName), &cli); err != nil {
+		if err := e.Kube.Get(ctx, e.key(clientName), &cli); err != nil {
 			return false, err
 		}
 		return srv.Status.KeyRevision >= 2 && cli.Status.KeyRevision >= 2, nil
@@ -382,12 +230,4 @@ func (e *env) rotation(ctx context.Context, res *Result) error {
 		return fmt.Errorf("messages were lost across the rotation: %+v", o.sum)
 	}
 	return nil
-}
-
-func (e *env) kubectlRotate(ctx context.Context, target string) (string, error) {
-	out, err := exec.CommandContext(ctx, e.cfg.Binary, "rotate", target, "-n", e.cfg.Namespace, "--kubeconfig", e.kcfg).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("zmqauth rotate %s: %w: %s", target, err, out)
-	}
-	return string(out), nil
 }
