@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,12 +21,7 @@ func TestDemoScenario(t *testing.T) {
 	python := testenv.PyZMQ(t)
 	testenv.KubeAssets(t)
 	root := testenv.RepoRoot(t)
-	bin := filepath.Join(t.TempDir(), "zmqauth")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/zmqauth")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build zmqauth: %v\n%s", err, out)
-	}
+	bin := zmqauthBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var progress strings.Builder
@@ -37,7 +31,7 @@ func TestDemoScenario(t *testing.T) {
 	})
 	t.Log("\n" + progress.String())
 	if err != nil {
-		for _, log := range []string{"manager.log", "sidecar-inbound.log", "sidecar-outbound.log"} {
+		for _, log := range []string{"manager.log", "server-sidecar.log", "client-sidecar.log", "server-app.log"} {
 			if b, rerr := os.ReadFile(filepath.Join(work, log)); rerr == nil {
 				t.Logf("%s:\n%s", log, b)
 			}
