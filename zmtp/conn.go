@@ -1,7 +1,6 @@
 package zmtp
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,12 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-)
-
-// Buffer sizes of a connection.
-const (
-	readBufferSize  = 64 << 10
-	writeBufferSize = 64 << 10
 )
 
 // Peer describes the other end of an established connection.
@@ -57,14 +50,14 @@ type Conn struct {
 	// Read side.
 	rmu       sync.Mutex
 	cr        countingReader
-	br        *bufio.Reader
+	br        *readBuffer
 	sealed    []byte // MESSAGE command bodies, when a codec is in use
 	maxSealed uint64 // largest MESSAGE command body accepted
 	msgSize   int64  // bytes so far of the data message being read
 
 	// Write side.
 	wmu  sync.Mutex
-	bw   *bufio.Writer
+	bw   *writeBuffer
 	wbuf []byte                                      // frame headers, sealed frames
 	ctrl [1 + len(CmdPing) + 2 + MaxPingContext]byte // PING and PONG bodies
 
@@ -149,7 +142,14 @@ func newConn(ctx context.Context, nc net.Conn, cfg *Config) (*Conn, error) {
 	}
 	c := &Conn{nc: nc, cfg: conf, done: make(chan struct{})}
 	c.cr.r = nc
-	c.br = bufio.NewReaderSize(&c.cr, readBufferSize)
+	c.br = &readBuffer{src: &c.cr}
+	if wait := waitReadable(nc); wait != nil {
+		c.br.wait = func() error {
+			c.cr.reading.Store(true)
+			defer c.cr.reading.Store(false)
+			return wait()
+		}
+	}
 
 	deadline := time.Now().Add(conf.HandshakeTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -172,7 +172,7 @@ func newConn(ctx context.Context, nc net.Conn, cfg *Config) (*Conn, error) {
 		return nil, fmt.Errorf("zmtp: clearing handshake deadline: %w", err)
 	}
 
-	c.bw = bufio.NewWriterSize(nc, writeBufferSize)
+	c.bw = &writeBuffer{dst: nc}
 	c.wbuf = make([]byte, 0, 64)
 	c.ttlTimer = time.AfterFunc(time.Hour, c.ttlExpired)
 	c.ttlTimer.Stop()

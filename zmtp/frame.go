@@ -59,10 +59,19 @@ func checkFrameFlags(b byte) error {
 	return nil
 }
 
+// frameReader is what the frame decoder reads from: a bufio.Reader, or a
+// connection's readBuffer.
+type frameReader interface {
+	io.Reader
+	io.ByteReader
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+}
+
 // readFrameHeader reads one frame header. A clean end of stream before the
 // first byte is io.EOF; inside the header it is io.ErrUnexpectedEOF. It does
 // not allocate.
-func readFrameHeader(r *bufio.Reader) (Flags, uint64, error) {
+func readFrameHeader(r frameReader) (Flags, uint64, error) {
 	b, err := r.ReadByte()
 	if err != nil {
 		return 0, 0, err
@@ -122,6 +131,11 @@ func frameTooLarge(size uint64, limit int64) error {
 // the decoder a Conn uses, exposed for tools and fuzzing; it does not
 // interpret commands.
 func ReadFrameFrom(r *bufio.Reader, dst []byte, limit int64) (Frame, error) {
+	return readFrame(r, dst, limit)
+}
+
+// readFrame is ReadFrameFrom for any frameReader.
+func readFrame(r frameReader, dst []byte, limit int64) (Frame, error) {
 	flags, size, err := readFrameHeader(r)
 	if err != nil {
 		return Frame{}, err

@@ -64,8 +64,9 @@ func fuzzConn(t *testing.T, data []byte, maxFrame, maxMsg int64) *Conn {
 		peer: Peer{Minor: 1},
 	}
 	c.cr.r = bytes.NewReader(data)
-	c.br = bufio.NewReaderSize(&c.cr, 16)
-	c.bw = bufio.NewWriter(io.Discard)
+	// One byte per read: every frame straddles refills.
+	c.br = &readBuffer{src: iotest.OneByteReader(&c.cr)}
+	c.bw = &writeBuffer{dst: io.Discard}
 	c.ttlTimer = time.AfterFunc(time.Hour, func() {})
 	c.ttlTimer.Stop()
 	t.Cleanup(func() { c.ttlTimer.Stop() })

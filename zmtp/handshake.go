@@ -1,7 +1,6 @@
 package zmtp
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"time"
@@ -19,7 +18,7 @@ const HandshakeCommandLimit = 8 << 10
 // an unbuffered transport such as net.Pipe.
 type handshakeConn struct {
 	nc       net.Conn
-	br       *bufio.Reader
+	br       *readBuffer
 	deadline time.Time
 	out      []byte
 }

@@ -9,8 +9,6 @@ import (
 )
 
 const (
-	// initialBuffer is the frame buffer each direction starts with.
-	initialBuffer = 16 << 10
 	// maxKeptBuffer is the largest frame buffer a direction keeps between
 	// frames; a larger frame's storage is dropped after use, so one huge
 	// message does not pin its size for the session's lifetime.
@@ -25,7 +23,9 @@ const (
 // flushes dst whenever src has nothing more buffered. direction and route
 // label the counts added to m.
 func pump(src, dst *zmtp.Conn, m *metrics.Metrics, route, direction string) error {
-	buf := make([]byte, 0, initialBuffer)
+	// The frame buffer grows to the largest frame seen (up to
+	// maxKeptBuffer); an idle session has none.
+	var buf []byte
 	var scratch []byte // translated subscriptions
 	srcPeer, dstPeer := src.Peer(), dst.Peer()
 	// Subscriptions travel from subscribers to publishers: data messages
