@@ -20,7 +20,7 @@ build() { # build NAME MODULE-DIR PACKAGE
 	fi
 	echo "hack/controlplane.sh: building $name from $pkg (once per machine, a few minutes)" >&2
 	mkdir -p "$dest"
-	(cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$dest/$name.tmp" "$pkg")
+	(cd "$dir" && CGO_ENABLED=0 GOEXPERIMENT= go build -trimpath -ldflags='-s -w' -o "$dest/$name.tmp" "$pkg")
 	mv "$dest/$name.tmp" "$dest/$name"
 }
 
