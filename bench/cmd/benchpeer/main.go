@@ -27,11 +27,12 @@ var subcommands = map[string]func(ctx context.Context, args []string) error{
 	"thr-pull":  runThrPull,
 	"thr-push":  runThrPush,
 	"idle":      runIdle,
+	"proxy":     runProxy,
 }
 
 func main() {
 	if len(os.Args) < 2 || subcommands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: benchpeer hs-server|hs-load|thr-pull|thr-push|idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: benchpeer hs-server|hs-load|thr-pull|thr-push|idle|proxy [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
