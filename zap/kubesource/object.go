@@ -47,36 +47,15 @@ type Object struct {
 // returns at once; the watch runs until ctx ends.
 func Watch(ctx context.Context, client kubernetes.Interface, ref Ref) *Object {
 	o := &Object{ref: ref.Object(), changed: make(chan struct{})}
-	selector := fields.OneTermEqualSelector("metadata.name", ref.Name).String()
 	var lw *cache.ListWatch
 	var example runtime.Object
 	switch ref.Kind {
 	case ConfigMap:
 		api := client.CoreV1().ConfigMaps(ref.Namespace)
-		example = &corev1.ConfigMap{}
-		lw = &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-				opts.FieldSelector = selector
-				return api.List(ctx, opts)
-			},
-			WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-				opts.FieldSelector = selector
-				return api.Watch(ctx, opts)
-			},
-		}
+		example, lw = &corev1.ConfigMap{}, oneObject(ref.Name, api.List, api.Watch)
 	default:
 		api := client.CoreV1().Secrets(ref.Namespace)
-		example = &corev1.Secret{}
-		lw = &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-				opts.FieldSelector = selector
-				return api.List(ctx, opts)
-			},
-			WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-				opts.FieldSelector = selector
-				return api.Watch(ctx, opts)
-			},
-		}
+		example, lw = &corev1.Secret{}, oneObject(ref.Name, api.List, api.Watch)
 	}
 	informer := cache.NewSharedIndexInformerWithOptions(lw, example, cache.SharedIndexInformerOptions{})
 	_ = informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
@@ -99,6 +78,22 @@ func Watch(ctx context.Context, client kubernetes.Interface, ref Ref) *Object {
 		}
 	}()
 	return o
+}
+
+// oneObject is a ListWatch of the one object called name, from a typed
+// client's List and Watch.
+func oneObject[L runtime.Object](name string, list func(context.Context, metav1.ListOptions) (L, error), watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) *cache.ListWatch {
+	selector := fields.OneTermEqualSelector("metadata.name", name).String()
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.FieldSelector = selector
+			return list(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = selector
+			return watchFn(ctx, opts)
+		},
+	}
 }
 
 // set records a new version of the object (nil: deleted).

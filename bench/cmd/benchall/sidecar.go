@@ -158,16 +158,27 @@ func (b *bench) sidecar(ctx context.Context, rep *report) error {
 // that endpoint, and returns the result line of the server
 // (resultFromServer) or of the client.
 func (b *bench) pair(ctx context.Context, name string, server []string, client func(endpoint string) []string, resultFromServer bool) (map[string]float64, error) {
-	srv, err := b.procs.start(name+"-server", server...)
+	srv, endpoint, err := b.startReady(ctx, name+"-server", server...)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.stop()
-	endpoint, err := srv.expect(ctx, "ready", 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
 	return b.clientResult(ctx, name, srv, endpoint, client, resultFromServer)
+}
+
+// startReady starts a program that prints "ready ADDRESS" once it serves
+// and returns it with that address; on failure nothing is left running.
+func (b *bench) startReady(ctx context.Context, name string, argv ...string) (*proc, string, error) {
+	p, err := b.procs.start(name, argv...)
+	if err != nil {
+		return nil, "", err
+	}
+	addr, err := p.expect(ctx, "ready", 10*time.Second)
+	if err != nil {
+		p.stop()
+		return nil, "", err
+	}
+	return p, addr, nil
 }
 
 // clientResult starts the client and waits for the result.
@@ -191,15 +202,11 @@ func (b *bench) clientResult(ctx context.Context, name string, srv *proc, endpoi
 // viaSidecars is pair with an inbound and an outbound sidecar between the
 // client and the server.
 func (b *bench) viaSidecars(ctx context.Context, name string, server []string, client func(endpoint string) []string, resultFromServer bool) (map[string]float64, error) {
-	srv, err := b.procs.start(name+"-app-server", server...)
+	srv, endpoint, err := b.startReady(ctx, name+"-app-server", server...)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.stop()
-	endpoint, err := srv.expect(ctx, "ready", 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
 	in, err := b.startInbound(ctx, strings.TrimPrefix(endpoint, "tcp://"))
 	if err != nil {
 		return nil, err
@@ -216,27 +223,19 @@ func (b *bench) viaSidecars(ctx context.Context, name string, server []string, c
 // viaProxies is pair with two benchpeer io.Copy proxies where viaSidecars
 // puts the sidecars, and NULL end to end.
 func (b *bench) viaProxies(ctx context.Context, name string, server []string, client func(endpoint string) []string) (map[string]float64, error) {
-	srv, err := b.procs.start(name+"-app-server", server...)
+	srv, endpoint, err := b.startReady(ctx, name+"-app-server", server...)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.stop()
-	endpoint, err := srv.expect(ctx, "ready", 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
 	next := strings.TrimPrefix(endpoint, "tcp://")
 	for _, hop := range []string{"server-side", "client-side"} {
-		p, err := b.procs.start(name+"-"+hop+"-proxy", b.benchpeer, "proxy", "-to", next)
+		p, addr, err := b.startReady(ctx, name+"-"+hop+"-proxy", b.benchpeer, "proxy", "-to", next)
 		if err != nil {
 			return nil, err
 		}
 		defer p.stop()
-		line, err := p.expect(ctx, "ready", 10*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		next = strings.TrimSpace(strings.TrimPrefix(line, "ready"))
+		next = strings.TrimSpace(addr)
 	}
 	return b.clientResult(ctx, name+"-app", srv, "tcp://"+next, client, false)
 }
