@@ -103,6 +103,7 @@ func TestAdminEndpoints(t *testing.T) {
 	// What a sidecar records over a few connections.
 	other, _ := keygen.GenerateKeyPair(nil)
 	p.Authenticate(context.Background(), &zmtp.AuthRequest{Mechanism: "CURVE", ClientKey: k.Public[:]})
+	m.Handshake("orders", metrics.ResultAccepted, metrics.ReasonAllowlisted) // the relay, once the session is up
 	p.Authenticate(context.Background(), &zmtp.AuthRequest{Mechanism: "CURVE", ClientKey: other.Public[:]})
 	m.Handshake("orders", metrics.ResultFailed, metrics.ReasonTimeout)
 	m.Handshake("orders", "weird-result", "client "+other.Public.String()) // must not become a label

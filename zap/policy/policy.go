@@ -148,17 +148,30 @@ func (p *Policy) Authenticate(ctx context.Context, req *zmtp.AuthRequest) zmtp.A
 		return p.refuse(zmtp.StatusTemporary, TextNotLoaded, metrics.ReasonNotLoaded)
 	}
 	if e, ok := list.Lookup(key[:]); ok {
-		p.metrics.Handshake(p.route, metrics.ResultAccepted, metrics.ReasonAllowlisted)
 		p.log.DebugContext(ctx, "accepted", "identity", e.Identity, "client_key", key.String(), "address", req.Address)
 		return zmtp.AuthResult{StatusCode: zmtp.StatusOK, StatusText: "OK", UserID: e.Identity}
 	}
 	if p.mode == Audit {
-		p.metrics.Handshake(p.route, metrics.ResultAuditPass, metrics.ReasonNotInAllowlist)
 		p.log.WarnContext(ctx, "audit: client key not in allowlist, let in", "client_key", key.String(), "address", req.Address)
 		return zmtp.AuthResult{StatusCode: zmtp.StatusOK, StatusText: "OK", UserID: key.String()}
 	}
 	p.log.InfoContext(ctx, "refused: client key not in allowlist", "client_key", key.String(), "address", req.Address)
 	return p.refuse(zmtp.StatusDenied, TextNotAllowed, metrics.ReasonNotInAllowlist)
+}
+
+// Verdict names what a session authenticated with the 32-byte client key
+// counts as once it is established (see relay.Inbound.Verdict): accepted
+// (allowlisted) for a key in the allowlist in force, else audit_pass.
+// Authenticate counts refusals itself; accepted handshakes are counted by
+// the relay, once, when the session is up, so a handshake that passes the
+// allowlist but fails later is not counted twice.
+func (p *Policy) Verdict(key []byte) (result, reason string) {
+	if list := p.list.Load(); list != nil {
+		if _, ok := list.Lookup(key); ok {
+			return metrics.ResultAccepted, metrics.ReasonAllowlisted
+		}
+	}
+	return metrics.ResultAuditPass, metrics.ReasonNotInAllowlist
 }
 
 // refuse counts and returns a refusal.

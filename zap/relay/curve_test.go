@@ -59,7 +59,7 @@ func startCurveRoute(t *testing.T, app *goApp, clients map[string]curve.KeyPair)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.in = &Inbound{Route: "in", Network: zmtp.Config{Mechanism: srv}, AppAddr: app.addr, Metrics: r.metrics}
+	r.in = &Inbound{Route: "in", Network: zmtp.Config{Mechanism: srv}, AppAddr: app.addr, Metrics: r.metrics, Verdict: r.pol.Verdict}
 	r.addr = serveRoute(t, r.in.Serve)
 	return r
 }
@@ -216,4 +216,45 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[str
 func handshakes(t *testing.T, reg *prometheus.Registry, result, reason string) float64 {
 	t.Helper()
 	return counter(t, reg, "zmqauth_sidecar_handshakes_total", map[string]string{"route": "in", "result": result, "reason": reason})
+}
+
+// TestUnreachableAppCountsOneFailure checks that a client the allowlist
+// accepts, whose session cannot be set up because the application does not
+// answer, is counted once, as failed, and not also as accepted.
+func TestUnreachableAppCountsOneFailure(t *testing.T) {
+	client := curveKeys(t)
+	gone := listen(t)
+	appAddr := gone.Addr().String()
+	_ = gone.Close()
+
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	pol := policy.New("in", policy.Enforce, m, nil)
+	pol.SetAllowlist(allowing(map[string]curve.KeyPair{"c": client}))
+	server := curveKeys(t)
+	srv, err := curve.NewServer(curve.ServerConfig{Keys: []curve.KeyPair{server}, Authenticator: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Inbound{Route: "in", Network: zmtp.Config{Mechanism: srv, HandshakeTimeout: 500 * time.Millisecond},
+		AppAddr: appAddr, Metrics: m, Verdict: pol.Verdict}
+	addr := serveRoute(t, in.Serve)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := zmtp.Dial(ctx, addr, &zmtp.Config{Mechanism: curveClient(t, client, server.Public), SocketType: "PUSH"})
+	if err == nil {
+		_ = conn.Close()
+		t.Fatal("a session was set up with no application to relay to")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for handshakes(t, reg, metrics.ResultFailed, metrics.ReasonUpstream) != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := handshakes(t, reg, metrics.ResultFailed, metrics.ReasonUpstream); got != 1 {
+		t.Errorf("failed/upstream_error = %v, want 1", got)
+	}
+	if got := handshakes(t, reg, metrics.ResultAccepted, metrics.ReasonAllowlisted); got != 0 {
+		t.Errorf("accepted/allowlisted = %v, want 0: the handshake would be counted twice", got)
+	}
 }

@@ -36,6 +36,12 @@ type Inbound struct {
 	// Metrics counts handshakes, sessions and relayed traffic; nil counts
 	// nothing.
 	Metrics *metrics.Metrics
+	// Verdict names the result and reason a handshake is counted under
+	// once its session is established (both handshakes done), from the
+	// client's long-term key; nil counts every one as accepted. The route's
+	// authenticator counts refusals; a session that fails after it accepted
+	// (the application unreachable) is counted once, as failed.
+	Verdict func(clientKey []byte) (result, reason string)
 	// Logger receives the relay's logs; nil discards them.
 	Logger *slog.Logger
 
@@ -63,6 +69,7 @@ func (in *Inbound) Serve(ctx context.Context, ln net.Listener) error {
 		log:       logger(in.Logger),
 		reg:       &in.reg,
 		establish: in.establish,
+		verdict:   in.Verdict,
 	}
 	return c.serve(ctx, ln)
 }

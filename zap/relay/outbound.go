@@ -63,9 +63,8 @@ func (out *Outbound) Serve(ctx context.Context, ln net.Listener) error {
 		timeout:       handshakeTimeout(&out.App),
 		metrics:       out.Metrics,
 		log:           logger(out.Logger),
-		reg:           &out.reg,
-		countAccepted: true,
-		establish:     out.establish,
+		reg:       &out.reg,
+		establish: out.establish,
 	}
 	return c.serve(ctx, ln)
 }

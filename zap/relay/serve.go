@@ -31,10 +31,10 @@ type core struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	reg     *registry
-	// countAccepted is set when the relay, not an authenticator, counts
-	// successful handshakes.
-	countAccepted bool
-	establish     establishFunc
+	// verdict names what an established session's handshake is counted
+	// as; nil: accepted, reason other.
+	verdict   func(clientKey []byte) (result, reason string)
+	establish establishFunc
 }
 
 // serve accepts connections on ln until ctx ends or ln fails, running each
@@ -115,9 +115,11 @@ func (c *core) handle(ctx context.Context, nc net.Conn) {
 		return
 	}
 	defer c.reg.remove(s)
-	if c.countAccepted {
-		c.metrics.Handshake(c.route, metrics.ResultAccepted, metrics.ReasonOther)
+	result, why := metrics.ResultAccepted, metrics.ReasonOther
+	if c.verdict != nil {
+		result, why = c.verdict(s.clientKey)
 	}
+	c.metrics.Handshake(c.route, result, why)
 	c.metrics.SessionOpened(c.route)
 	defer c.metrics.SessionClosed(c.route)
 	c.log.Debug("session opened", attrs...)

@@ -85,6 +85,7 @@ func (r *inboundRoute) open(ctx context.Context, conn zmtp.Config, log *slog.Log
 		AppAddr: app,
 		App:     conn,
 		Metrics: r.metrics,
+		Verdict: r.policy.Verdict,
 		Logger:  log,
 	}
 	r.ln, err = listen(ctx, rc.Name, rc.Listen)
