@@ -59,10 +59,10 @@ func (out *Outbound) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("relay %s: outbound route has no server address", out.Route)
 	}
 	c := &core{
-		route:         out.Route,
-		timeout:       handshakeTimeout(&out.App),
-		metrics:       out.Metrics,
-		log:           logger(out.Logger),
+		route:     out.Route,
+		timeout:   handshakeTimeout(&out.App),
+		metrics:   out.Metrics,
+		log:       logger(out.Logger),
 		reg:       &out.reg,
 		establish: out.establish,
 	}
