@@ -24,15 +24,31 @@ import (
 // LeaderElectionID is the Lease the manager replicas compete for.
 const leaderElectionID = "zmqauth-manager.zmqauth.io"
 
+// Client-side limits of the manager's requests to the API server, by
+// default; controller-runtime's client applies them per resource type.
+// client-go's own (5 requests/s, bursts of 10, when unset) held the manager
+// to a few new CurveClients per second, each of which costs it about six
+// requests (create its Secret, status, an Event, the server key, the
+// authorization status, Ready). The API server's priority and fairness
+// protects it from overload; this limit only keeps a runaway loop from
+// flooding it.
+const (
+	defaultKubeAPIQPS   = 500
+	defaultKubeAPIBurst = 1000
+)
+
 // managerOptions are the flags of `zmqauth manager`.
 type managerOptions struct {
-	metricsAddr string
-	probeAddr   string
-	leaderElect bool
-	kubeconfig  string
-	injector    injector.Options
-	propagation time.Duration
-	zap         zap.Options
+	metricsAddr  string
+	probeAddr    string
+	pprofAddr    string
+	leaderElect  bool
+	kubeconfig   string
+	kubeAPIQPS   float32
+	kubeAPIBurst int
+	injector     injector.Options
+	propagation  time.Duration
+	zap          zap.Options
 }
 
 func newManagerCommand() *cobra.Command {
@@ -58,7 +74,10 @@ The cluster is reached through --kubeconfig, else $KUBECONFIG or
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address the Prometheus /metrics endpoint listens on (\"0\" disables it)")
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints listen on")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader among replicas so only one reconciles (the Deployment sets it)")
+	f.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "address net/http/pprof listens on, e.g. 127.0.0.1:6060 (\"0\" disables it)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file; default $KUBECONFIG, ~/.kube/config, then in-cluster")
+	f.Float32Var(&o.kubeAPIQPS, "kube-api-qps", defaultKubeAPIQPS, "most requests per second to the API server, averaged (client-side limit; a negative value disables it)")
+	f.IntVar(&o.kubeAPIBurst, "kube-api-burst", defaultKubeAPIBurst, "most requests to the API server at once above --kube-api-qps")
 	f.DurationVar(&o.propagation, "rotation-propagation-delay", 2*time.Minute,
 		"how long a rotation stages the next key before switching to it, so that every pod's mounted Secret and allowlist have it first (the kubelet's sync period plus its cache TTL); 0 switches at once")
 	o.injector.AddFlags(f)
@@ -100,10 +119,14 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 func (o *managerOptions) run(ctx context.Context) error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
 	log := ctrl.Log.WithName("manager")
+	if o.kubeAPIQPS > 0 && o.kubeAPIBurst < 1 {
+		return fmt.Errorf("--kube-api-burst %d: want at least 1 with --kube-api-qps %g", o.kubeAPIBurst, o.kubeAPIQPS)
+	}
 	cfg, err := restConfig(o.kubeconfig)
 	if err != nil {
 		return err
 	}
+	cfg.QPS, cfg.Burst = o.kubeAPIQPS, o.kubeAPIBurst
 	scheme, err := newScheme()
 	if err != nil {
 		return err
@@ -118,6 +141,7 @@ func (o *managerOptions) run(ctx context.Context) error {
 		Cache:                         controllers.CacheOptions(),
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:        o.probeAddr,
+		PprofBindAddress:              o.pprofAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionReleaseOnCancel: true, // the process exits right after Start returns
@@ -139,7 +163,8 @@ func (o *managerOptions) run(ctx context.Context) error {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
-	log.Info("starting manager", "leaderElection", o.leaderElect, "metrics", o.metricsAddr, "probes", o.probeAddr)
+	log.Info("starting manager", "leaderElection", o.leaderElect, "metrics", o.metricsAddr, "probes", o.probeAddr,
+		"kubeAPIQPS", o.kubeAPIQPS, "kubeAPIBurst", o.kubeAPIBurst)
 	// ctx is cancelled on SIGTERM or SIGINT (main); Start then stops the
 	// controllers, waits for running reconciles and releases the lease.
 	if err := mgr.Start(ctx); err != nil {

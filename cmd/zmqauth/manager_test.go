@@ -95,6 +95,17 @@ func waitReadyz(ctx context.Context, addr string, timeout time.Duration) error {
 	}
 }
 
+// TestManagerRateLimitFlags: a client-side rate without a burst is refused
+// before the manager connects anywhere.
+func TestManagerRateLimitFlags(t *testing.T) {
+	var out, errOut strings.Builder
+	code := run(context.Background(), []string{"manager", "--kubeconfig", "/nonexistent",
+		"--kube-api-qps", "50", "--kube-api-burst", "0"}, strings.NewReader(""), &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "--kube-api-burst 0") {
+		t.Fatalf("exit %d, stderr %q; want 1 and a --kube-api-burst error", code, errOut.String())
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
