@@ -50,16 +50,23 @@ func (o Options) withDefaults() Options {
 // EventRecorderName is the reporting controller of zmqauth's Events.
 const EventRecorderName = "zmqauth"
 
-// CacheOptions returns the manager cache options zmqauth needs: Secrets are
-// cached only when they carry the label zmqauth.io/managed-by=zmqauth, so
-// the manager never holds every Secret of the cluster in memory. Code that
-// must see another Secret (a name conflict) reads it from mgr.GetAPIReader().
+// CacheOptions returns the manager cache options zmqauth needs. Secrets and
+// ConfigMaps are cached only when they carry the label
+// zmqauth.io/managed-by=zmqauth, which every keypair Secret, allowlist and
+// published ConfigMap zmqauth writes has, so the manager never holds the
+// cluster's other Secrets and ConfigMaps in memory. Code that must see
+// another one (a name conflict, or its own object after someone removed
+// the label) reads it from mgr.GetAPIReader(). No cached object keeps its
+// metadata.managedFields: zmqauth never reads them, and at 10,000 clients
+// they are a sixth of the cache.
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{secretlayout.LabelManagedBy: secretlayout.ManagedBy})
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: managed},
+			&corev1.Secret{}:    {Label: managed},
+			&corev1.ConfigMap{}: {Label: managed},
 		},
+		DefaultTransform: cache.TransformStripManagedFields(),
 	}
 }
 
