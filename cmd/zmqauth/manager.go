@@ -43,6 +43,7 @@ type managerOptions struct {
 	probeAddr    string
 	pprofAddr    string
 	leaderElect  bool
+	leaderNS     string
 	kubeconfig   string
 	kubeAPIQPS   float32
 	kubeAPIBurst int
@@ -74,6 +75,7 @@ The cluster is reached through --kubeconfig, else $KUBECONFIG or
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address the Prometheus /metrics endpoint listens on (\"0\" disables it)")
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints listen on")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader among replicas so only one reconciles (the Deployment sets it)")
+	f.StringVar(&o.leaderNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's own; required with --leader-elect outside a cluster)")
 	f.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "address net/http/pprof listens on, e.g. 127.0.0.1:6060 (\"0\" disables it)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file; default $KUBECONFIG, ~/.kube/config, then in-cluster")
 	f.Float32Var(&o.kubeAPIQPS, "kube-api-qps", defaultKubeAPIQPS, "most requests per second to the API server, averaged (client-side limit; a negative value disables it)")
@@ -144,6 +146,7 @@ func (o *managerOptions) run(ctx context.Context) error {
 		PprofBindAddress:              o.pprofAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              leaderElectionID,
+		LeaderElectionNamespace:       o.leaderNS,
 		LeaderElectionReleaseOnCancel: true, // the process exits right after Start returns
 		WebhookServer:                 inj.WebhookServer(),
 		GracefulShutdownTimeout:       &shutdown,

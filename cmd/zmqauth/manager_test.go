@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -131,7 +132,7 @@ func TestManagerAndRotate(t *testing.T) {
 	go func() {
 		exited <- run(ctx, []string{"manager", "--kubeconfig", kubeconfig, "--metrics-bind-address", "0",
 			"--health-probe-bind-address", probes, "--zap-log-level", "error",
-			"--rotation-propagation-delay", "1s"}, strings.NewReader(""), &mgrOut, &mgrErr)
+			"--rotation-propagation-delay", "1s", "--leader-elect", "--leader-election-namespace", "default"}, strings.NewReader(""), &mgrOut, &mgrErr)
 	}()
 	for _, path := range []string{"/healthz", "/readyz"} {
 		keystest.Eventually(t, 30*time.Second, "manager "+path, func(ctx context.Context) (bool, error) {
@@ -145,6 +146,14 @@ func TestManagerAndRotate(t *testing.T) {
 			return resp.StatusCode == http.StatusOK, nil
 		})
 	}
+
+	// Outside a cluster the Lease's namespace must be given; the manager
+	// then leads through it.
+	keystest.Eventually(t, 30*time.Second, "leader election Lease", func(ctx context.Context) (bool, error) {
+		lease := &coordinationv1.Lease{}
+		err := env.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: leaderElectionID}, lease)
+		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "", err
+	})
 
 	ns := env.Namespace(t)
 	srv := &v1alpha1.CurveServer{
