@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -73,6 +74,14 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
+// MaxConcurrentReconciles is how many objects of one kind the reconciler
+// works on at once. Each object has its own Secret and the work queue
+// never hands one object to two workers, so reconciles of different
+// objects share nothing; a reconcile mostly waits for the API server (read,
+// create the Secret, write the status), so workers beyond the CPUs still
+// add throughput when thousands of objects arrive at once.
+const MaxConcurrentReconciles = 16
+
 // SetupWithManager registers the reconciler: it runs on changes of the
 // object's spec, of the Secrets it controls, and of the detail conditions
 // other controllers write (AllowlistReady, Published, Authorized), since it
@@ -82,6 +91,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("keys-"+strings.ToLower(r.Kind.Name)).
 		For(r.Kind.NewObject(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, r.readyStale()))).
 		Owns(&corev1.Secret{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: MaxConcurrentReconciles}).
 		Complete(r)
 }
 
