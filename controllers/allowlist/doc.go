@@ -26,10 +26,12 @@
 // rotation overlap (status.previousPublicKey, "<ns>.<name>.previous.key",
 // with "until" = status.lastRotationTime + spec.rotation.overlap) and its
 // next key before it switches (status.nextPublicKey, "<ns>.<name>.next.key")
-// are admitted. A client without a public key yet is skipped. It is written with
-// server-side apply under the field owner "zmqauth-allowlist", only when its
-// rendered content changes; certificates are rendered deterministically and
-// reused from the previous reconcile when their inputs are unchanged.
+// are admitted. A client without a public key yet is skipped. It is written
+// whole (created, or updated on the version read) under the field manager
+// "zmqauth-allowlist", only when its rendered content changes, so a file
+// someone else adds is removed at the next reconcile; certificates are
+// rendered deterministically and reused from the previous reconcile when
+// their inputs are unchanged.
 //
 // Watches are incremental. A CurveClient event maps to the servers it names
 // (from spec, old and new) plus the servers whose selectors, or whose

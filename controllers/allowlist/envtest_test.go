@@ -35,6 +35,39 @@ func TestAllowlistEnvtest(t *testing.T) {
 	t.Run("ClientRotationOverlap", func(t *testing.T) { t.Parallel(); testClientRotationOverlap(t, env) })
 	t.Run("InvalidGrantSelector", func(t *testing.T) { t.Parallel(); testInvalidGrantSelector(t, env) })
 	t.Run("PyZMQ", func(t *testing.T) { t.Parallel(); testPyZMQ(t, env) })
+	t.Run("EditedByHand", func(t *testing.T) { t.Parallel(); testEditedByHand(t, env) })
+}
+
+// testEditedByHand: the allowlist ConfigMap holds exactly what the
+// controller computes. A file added by someone else is removed, and an
+// allowlist whose labels were removed (so the manager's cache no longer
+// holds it) gets them back, with its data.
+func testEditedByHand(t *testing.T, env *at.Env) {
+	ns := env.Namespace(t, "edit", nil)
+	env.Create(t, at.Server(ns, "bus"))
+	env.Create(t, at.Client(ns, "app", "bus"))
+	app := secretlayout.ClientKeyFile(ns, "app")
+	cm := env.WaitAllowlist(t, ns, "bus", "app", func(cm *corev1.ConfigMap) bool { return has(cm, app) && len(cm.Data) == 2 })
+	want := cm.Data[app]
+
+	ctx := context.Background()
+	intruder := secretlayout.ClientKeyFile(ns, "intruder")
+	patch := fmt.Appendf(nil, `{"data":{%q:%q}}`, intruder, want)
+	if err := env.Client.Patch(ctx, cm, client.RawPatch(types.MergePatchType, patch), client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	env.WaitAllowlist(t, ns, "bus", "the added file removed", func(cm *corev1.ConfigMap) bool {
+		return hasNone(cm, intruder) && cm.Data[app] == want && len(cm.Data) == 2
+	})
+
+	patch = []byte(`{"metadata":{"labels":null},"data":{"` + app + `":null}}`)
+	if err := env.Client.Patch(ctx, cm, client.RawPatch(types.MergePatchType, patch), client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	env.WaitAllowlist(t, ns, "bus", "labels and data restored", func(cm *corev1.ConfigMap) bool {
+		return cm.Labels[secretlayout.LabelAllowlist] == "bus" && cm.Labels[secretlayout.LabelManagedBy] == secretlayout.ManagedBy &&
+			cm.Data[app] == want && len(cm.Data) == 2
+	})
 }
 
 // entry parses one allowlist file and checks its key and metadata.
