@@ -158,9 +158,12 @@ func (r *ClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 // PendingGrace is how long after a client's key was made
 // (status.lastRotationTime) a status that only says AllowlistPending is not
 // written: the allowlist normally catches up within it, and skipping the
-// transient state saves one status write per new or rotated client. A
-// client without a key gets no status.servers at all until it has one.
-const PendingGrace = 5 * time.Second
+// transient state saves one status write per new or rotated client. The
+// allowlist controller holds back writes of a large allowlist for up to 5 s
+// to coalesce changes, so the grace is twice that; at 5 s, half of 10,000
+// new clients had their status written twice. A client without a key gets
+// no status.servers at all until it has one.
+const PendingGrace = 10 * time.Second
 
 // noWrite is pendingGrace's answer when no status is to be written.
 const noWrite = time.Duration(-1)
