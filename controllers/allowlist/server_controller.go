@@ -135,7 +135,7 @@ func (r *ServerReconciler) minWriteInterval() time.Duration {
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/finalizers,verbs=update
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveclients,verbs=get;list;watch
 // +kubebuilder:rbac:groups=zmqauth.io,resources=clustercurvegrants,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
