@@ -51,9 +51,9 @@ fuzz:
 	  done; \
 	done
 
-## bench: side-by-side benchmarks against libzmq 4.3 in one run (needs gcc, libzmq3-dev); tables to stdout and bench/results.md
+## bench: side-by-side benchmarks against libzmq 4.3, and the operator at scale on the local control plane, in one run; tables to stdout and bench/results.md
 BENCHFLAGS ?=
-bench:
+bench: deps
 	$(GO) run ./bench/cmd/benchall -command 'make bench$(if $(BENCHFLAGS), BENCHFLAGS="$(BENCHFLAGS)")' $(BENCHFLAGS)
 
 ## demo: the main job on the embedded local control plane (reuses `make dev-up` when it runs)

@@ -12,6 +12,10 @@
 //     REQ/REP round-trip latency), and the inbound sidecar's RSS holding
 //     1,000 idle sessions.
 //  4. The engine's testing.B micro-benchmarks (go test -bench ./zmtp/...).
+//  5. The operator at scale: N CurveClients over 10 namespaces to their
+//     servers' allowlists, on a fresh local control plane with the manager
+//     as its own process, for each N of -scale-clients; time and the
+//     manager's peak RSS.
 //
 // It builds what it needs into a temporary directory (the C programs of
 // bench/c with gcc -O2 -lzmq, bench/cmd/benchpeer, cmd/zmqauth), creates
@@ -46,6 +50,14 @@ type options struct {
 	command  string
 	only     string
 	keepTemp bool
+
+	scaleClients        string
+	scaleTimeout        time.Duration
+	scaleProfile        string
+	scaleProfileSeconds int
+	scaleFloor          bool
+	scaleManager        string
+	scaleGOMEMLIMIT     string
 }
 
 func main() {
@@ -58,8 +70,15 @@ func main() {
 	flag.DurationVar(&o.micro, "micro-benchtime", 200*time.Millisecond, "-benchtime of the go test micro-benchmarks (0: skip them)")
 	flag.StringVar(&o.out, "out", "bench/results.md", "file the report is written to (empty: stdout only)")
 	flag.StringVar(&o.command, "command", "", "the command line to record in the report (default: this program's)")
-	flag.StringVar(&o.only, "only", "", "comma-separated sections to run: handshake, throughput, sidecar, micro (default all)")
+	flag.StringVar(&o.only, "only", "", "comma-separated sections to run: handshake, throughput, sidecar, micro, scale (default all)")
 	flag.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory (binaries, logs; keys are always removed)")
+	flag.StringVar(&o.scaleClients, "scale-clients", "100,1000,10000", "comma-separated numbers of CurveClients of the operator scale benchmark, each on a fresh control plane")
+	flag.DurationVar(&o.scaleTimeout, "scale-timeout", 15*time.Minute, "give up on one scale run after this long")
+	flag.StringVar(&o.scaleProfile, "scale-profile", "", "directory receiving CPU profiles of the manager and the API server (first -scale-profile-seconds) and the manager's heap profile (at the end) of each scale run")
+	flag.BoolVar(&o.scaleFloor, "scale-floor", true, "also time the largest scale run's creates with no manager running: what the API server alone needs")
+	flag.StringVar(&o.scaleManager, "scale-manager", "", "zmqauth binary to run as the manager in the scale runs (default: the one built from this tree), to compare versions")
+	flag.StringVar(&o.scaleGOMEMLIMIT, "scale-gomemlimit", "", "GOMEMLIMIT of the manager in the scale runs (default: what config/manager/manager.yaml sets; \"off\": none)")
+	flag.IntVar(&o.scaleProfileSeconds, "scale-profile-seconds", 30, "length of the CPU profile taken with -scale-profile")
 	flag.Parse()
 	if o.command == "" {
 		o.command = "go run ./bench/cmd/benchall " + strings.Join(os.Args[1:], " ")
@@ -97,6 +116,7 @@ func run(ctx context.Context, o options) error {
 		{"throughput", b.throughput},
 		{"sidecar", b.sidecar},
 		{"micro", b.micro},
+		{"scale", b.scale},
 	}
 	var errs []error
 	for _, s := range sections {

@@ -44,6 +44,12 @@ func newProcs(logDir string) *procs {
 
 // start runs argv[0] with the rest of argv as arguments.
 func (ps *procs) start(name string, argv ...string) (*proc, error) {
+	return ps.startEnv(name, nil, argv...)
+}
+
+// startEnv is start with env (NAME=value) added to this process's
+// environment.
+func (ps *procs) startEnv(name string, env []string, argv ...string) (*proc, error) {
 	ps.mu.Lock()
 	ps.seq++
 	logPath := filepath.Join(ps.logDir, fmt.Sprintf("%03d-%s.log", ps.seq, name))
@@ -53,6 +59,9 @@ func (ps *procs) start(name string, argv ...string) (*proc, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()

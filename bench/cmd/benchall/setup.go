@@ -45,6 +45,15 @@ func setup(ctx context.Context, o options) (*bench, error) {
 		return b, fmt.Errorf("log directory: %w", err)
 	}
 	b.procs = newProcs(logDir)
+	if !o.selected("handshake") && !o.selected("throughput") && !o.selected("sidecar") {
+		// The scale and micro sections need neither libzmq nor keys.
+		status("building cmd/zmqauth in %s", dir)
+		b.zmqauth = filepath.Join(dir, "zmqauth")
+		if err := command(ctx, "go", "build", "-o", b.zmqauth, "./cmd/zmqauth"); err != nil {
+			b.zmqauth, b.zmqErr = "", fmt.Errorf("cmd/zmqauth does not build: %w", err)
+		}
+		return b, nil
+	}
 	status("building the C programs, bench/cmd/benchpeer and cmd/zmqauth in %s", dir)
 	for _, name := range cPrograms {
 		out := filepath.Join(dir, name)
