@@ -1,6 +1,7 @@
 // Package salsa20 is the Salsa20/20 stream cipher as golang.org/x/crypto's
 // salsa20/salsa.XORKeyStream computes it, with an AVX2 path that encrypts
-// eight blocks at a time.
+// eight blocks at a time (rotating with AVX-512's VPROLD where the CPU has
+// it).
 //
 // It exists because Salsa20 bounds the CURVE MESSAGE throughput at large
 // frame sizes: x/crypto's amd64 code is SSE2 (four blocks in 128-bit

@@ -52,6 +52,10 @@ func check(t *testing.T, name string, got, want []byte) {
 
 func TestXORKeyStreamMatchesXCrypto(t *testing.T) {
 	t.Logf("AVX2 path in use: %v", avx2InUse())
+	forEachPath(t, testMatchesXCrypto)
+}
+
+func testMatchesXCrypto(t *testing.T) {
 	r := rand.New(rand.NewChaCha8([32]byte{'s', 'a', 'l', 's', 'a'}))
 	for _, n := range lengths {
 		for _, c := range counters {
@@ -100,6 +104,10 @@ func TestXORKeyStreamMatchesXCrypto(t *testing.T) {
 // continued with the advanced counter equals the stream in one call, as
 // the codec relies on (block 0 alone, then the rest from counter 1).
 func TestXORKeyStreamSplit(t *testing.T) {
+	forEachPath(t, testSplit)
+}
+
+func testSplit(t *testing.T) {
 	var key [32]byte
 	var counter [16]byte
 	for i := range key {
