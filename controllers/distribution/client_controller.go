@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -24,14 +25,15 @@ import (
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/allowlist"
 	"github.com/zmqauth/zmqauth/controllers/allowlist/statusapply"
+	"github.com/zmqauth/zmqauth/controllers/keys"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
 // FieldOwner is the server-side apply field manager of the distribution
 // controllers: it owns the server.*.key entries of CurveClient Secrets,
-// CurveClient status.servers and the Authorized condition, the published
-// ConfigMaps and the CurveServer Published condition.
+// CurveClient status.servers, the Authorized condition (and Ready with it),
+// the published ConfigMaps and the CurveServer Published condition.
 const FieldOwner = "zmqauth-distribution"
 
 // ServerRefIndex is the field index, on CurveClients, of the servers they
@@ -412,12 +414,24 @@ func countAuthorized(entries []v1alpha1.ServerAuthorization) int {
 }
 
 // applyStatus writes status.servers and the Authorized condition when they
-// differ.
+// differ, together with the Ready condition they imply.
+//
+// Ready belongs to the keys controller, which sums every detail condition
+// up with keys.Ready. Writing it here too, computed by the same function
+// from the same conditions, spares each new client the third status write
+// (keys noticing that Authorized changed and rewriting Ready), the costliest
+// request of the API server at scale. The keys controller still rewrites
+// Ready whenever it disagrees with the conditions, so the two cannot drift.
 func (r *ClientReconciler) applyStatus(ctx context.Context, cc *v1alpha1.CurveClient, entries []v1alpha1.ServerAuthorization) error {
 	cond := authorizedCondition(cc, entries)
 	if slices.Equal(cc.Status.Servers, entries) && statusapply.ConditionUpToDate(cc.Status.Conditions, cond) {
 		return nil
 	}
+	now := r.now()
+	conds := slices.Clone(cc.Status.Conditions)
+	meta.SetStatusCondition(&conds, cond)
+	ready := keys.Ready(conds, keys.ClientKind().Fields(cc).ReadyFrom, cc.Generation)
+	ready = statusapply.Condition(cc.Status.Conditions, ready, now)
 	servers := make([]any, len(entries))
 	for i, e := range entries {
 		m := map[string]any{"name": e.Name, "namespace": e.Namespace, "authorized": e.Authorized}
@@ -432,9 +446,9 @@ func (r *ClientReconciler) applyStatus(ctx context.Context, cc *v1alpha1.CurveCl
 		}
 		servers[i] = m
 	}
-	cond = statusapply.Condition(cc.Status.Conditions, cond, r.now())
+	cond = statusapply.Condition(cc.Status.Conditions, cond, now)
 	return statusapply.Apply(ctx, r.Client, "CurveClient", cc, FieldOwner, map[string]any{
 		"servers":    servers,
-		"conditions": statusapply.Conditions(cond),
+		"conditions": statusapply.Conditions(cond, ready),
 	})
 }

@@ -7,12 +7,14 @@ import (
 	"k8s.io/client-go/util/retry"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -32,6 +34,67 @@ func TestDistributionEnvtest(t *testing.T) {
 	t.Run("ServerKeyAndAuthorized", func(t *testing.T) { t.Parallel(); testServerKeyAndAuthorized(t, env) })
 	t.Run("CrossNamespaceGrant", func(t *testing.T) { t.Parallel(); testCrossNamespaceGrant(t, env) })
 	t.Run("Publish", func(t *testing.T) { t.Parallel(); testPublish(t, env) })
+	t.Run("NewClientStatusWrittenTwice", func(t *testing.T) { t.Parallel(); testNewClientStatusWrittenTwice(t, env) })
+}
+
+// testNewClientStatusWrittenTwice watches a new client from its creation
+// until it is Ready: the keys controller writes its key and KeyReady, the
+// distribution controller its authorization and Ready with it, and nothing
+// else is written. Status writes are the API server's costliest request
+// when thousands of clients arrive; a third write per client (keys
+// rewriting Ready after Authorized changed) cost a third more of them.
+func testNewClientStatusWrittenTwice(t *testing.T, env *at.Env) {
+	ns := env.Namespace(t, "writes", nil)
+	srv := at.WaitKey(t, env, func() *v1alpha1.CurveServer { s := at.Server(ns, "bus"); env.Create(t, s); return s }())
+	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), at.Timeout)
+	defer cancel()
+	w, err := wc.Watch(ctx, &v1alpha1.CurveClientList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	env.Create(t, at.Client(ns, "collector", "bus"))
+
+	var writes []string
+	// After Ready, watch a little longer for writes that should not come.
+	var quiet <-chan time.Time
+	for watching := true; watching; {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatalf("watch ended; writes so far: %v", writes)
+			}
+			cc, isClient := ev.Object.(*v1alpha1.CurveClient)
+			if !isClient || ev.Type != watch.Modified {
+				continue
+			}
+			writes = append(writes, conditionSummary(cc))
+			if quiet == nil && meta.IsStatusConditionTrue(cc.Status.Conditions, v1alpha1.ConditionReady) && authorizedAt(cc, srv) {
+				quiet = time.After(2 * time.Second)
+			}
+		case <-quiet:
+			watching = false
+		case <-ctx.Done():
+			t.Fatalf("client not Ready and authorized within %v; writes: %v", at.Timeout, writes)
+		}
+	}
+	if len(writes) != 2 {
+		t.Errorf("a new client's status was written %d times, want 2:\n%s", len(writes), strings.Join(writes, "\n"))
+	}
+}
+
+// conditionSummary lists an object's conditions as type=status, for
+// messages.
+func conditionSummary(cc *v1alpha1.CurveClient) string {
+	var parts []string
+	for _, c := range cc.Status.Conditions {
+		parts = append(parts, fmt.Sprintf("%s=%s", c.Type, c.Status))
+	}
+	return "resourceVersion " + cc.ResourceVersion + ": " + strings.Join(parts, " ")
 }
 
 // secret reads a Secret.

@@ -51,7 +51,8 @@ const conflictRecheck = time.Minute
 // once, adopt, repair, replace when lost) and is the only writer of the
 // key fields of its status (publicKey, previousPublicKey, keyRevision,
 // lastRotationTime, nextRotationTime, lastRotationRequest) and of the
-// KeyReady, Rotating and Ready conditions, all mirrored from the Secret.
+// KeyReady and Rotating conditions, all mirrored from the Secret, and it
+// keeps the Ready condition true to the others (see SetupWithManager).
 // Rotation itself is the rotation package's: it writes only the Secret.
 type Reconciler struct {
 	// Client reads through the manager's cache, which holds only Secrets
@@ -85,7 +86,10 @@ const MaxConcurrentReconciles = 16
 // SetupWithManager registers the reconciler: it runs on changes of the
 // object's spec, of the Secrets it controls, and of the detail conditions
 // other controllers write (AllowlistReady, Published, Authorized), since it
-// is the one writer of Ready.
+// keeps Ready true to them. (The distribution controller writes a
+// CurveClient's Ready along with Authorized, computed by Ready below, to
+// save a write; a Ready that disagrees with the conditions, whoever wrote
+// it, is rewritten here.)
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("keys-"+strings.ToLower(r.Kind.Name)).
