@@ -21,11 +21,7 @@ func TestAPIServerOutageCostsNothing(t *testing.T) {
 	const outage = 10 * time.Second
 	w := newWorld(t, 3*time.Minute, demo.ManagerOptions{})
 	const ns = "outage"
-	w.namespace(ns, nil)
-	w.server(ns, "bus")
-	w.client(ns, "collector", ns, "bus")
-	w.waitServerKey(ns, "bus")
-	w.waitAuthorized(ns, "collector", 30*time.Second)
+	w.busAndCollector(ns)
 	srv := w.startServerPod(ns, "bus")
 	cli := w.startClientPod(ns, "collector", srv)
 	stream := w.stream("collector-app", cli, demo.StreamOptions{}, 20)

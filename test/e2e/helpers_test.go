@@ -255,6 +255,18 @@ func (w *world) waitAuthorized(namespace, name string, timeout time.Duration) *z
 	return cc
 }
 
+// busAndCollector creates, in a new namespace ns, the CurveServer "bus"
+// and the CurveClient "collector" that names it, the pair most tests start
+// from, and waits until the client is authorized at the server.
+func (w *world) busAndCollector(ns string) {
+	w.t.Helper()
+	w.namespace(ns, nil)
+	w.server(ns, "bus")
+	w.client(ns, "collector", ns, "bus")
+	w.waitServerKey(ns, "bus")
+	w.waitAuthorized(ns, "collector", 30*time.Second)
+}
+
 // serverPod is a server's pod: its mounted keypair and allowlist, and the
 // pyzmq application behind the inbound sidecar.
 type serverPod struct {

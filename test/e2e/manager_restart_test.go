@@ -66,11 +66,7 @@ func TestManagerKilledMidRotationFinishesIt(t *testing.T) {
 	const delay = 5 * time.Second
 	w := newWorld(t, 3*time.Minute, demo.ManagerOptions{PropagationDelay: delay})
 	const ns = "rotate"
-	w.namespace(ns, nil)
-	w.server(ns, "bus")
-	w.client(ns, "collector", ns, "bus")
-	w.waitServerKey(ns, "bus")
-	w.waitAuthorized(ns, "collector", 30*time.Second)
+	w.busAndCollector(ns)
 	srv := w.startServerPod(ns, "bus")
 	cli := w.startClientPod(ns, "collector", srv)
 	stream := w.stream("collector-app", cli, demo.StreamOptions{ReconnectEvery: 20}, 20)

@@ -28,11 +28,7 @@ const (
 func TestDeletedClientLosesItsLiveSession(t *testing.T) {
 	w := newWorld(t, 2*time.Minute, demo.ManagerOptions{})
 	const ns = "revoke"
-	w.namespace(ns, nil)
-	w.server(ns, "bus")
-	w.client(ns, "collector", ns, "bus")
-	w.waitServerKey(ns, "bus")
-	w.waitAuthorized(ns, "collector", 30*time.Second)
+	w.busAndCollector(ns)
 	srv := w.startServerPod(ns, "bus")
 	listed := filepath.Join(srv.allowlist, secretlayout.ClientKeyFile(ns, "collector"))
 	if err := demo.WaitFiles(w.ctx, 30*time.Second, listed); err != nil {
