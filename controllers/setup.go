@@ -87,6 +87,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		kr := &keys.Reconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
 			Clock: opts.Clock, Kind: kind, Metrics: keyMetrics,
+			// A new client Secret holds its servers' keys from the start.
+			SecretExtras: distribution.ServerKeyFiles,
 		}
 		if err := kr.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up keys controller for %s: %w", kind.Name, err)

@@ -3,6 +3,7 @@ package distribution
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -206,13 +207,18 @@ func (r *ClientReconciler) pendingGrace(cc *v1alpha1.CurveClient, entries []v1al
 
 // servers reads every server cc names, once each, in spec order.
 func (r *ClientReconciler) servers(ctx context.Context, cc *v1alpha1.CurveClient) ([]serverView, error) {
+	return readServers(ctx, r.Client, cc)
+}
+
+// readServers reads every server cc names, once each, in spec order.
+func readServers(ctx context.Context, c client.Reader, cc *v1alpha1.CurveClient) ([]serverView, error) {
 	refs := allowlist.ServerRefs(cc)
 	views := make([]serverView, 0, len(refs))
 	for _, ref := range refs {
 		ns, name, _ := strings.Cut(ref, "/")
 		v := serverView{ns: ns, name: name}
 		var srv v1alpha1.CurveServer
-		err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &srv)
+		err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &srv)
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:
@@ -236,6 +242,37 @@ func (r *ClientReconciler) servers(ctx context.Context, cc *v1alpha1.CurveClient
 	return views, nil
 }
 
+// serverFiles returns the server key files a client Secret should hold:
+// one per named server that has a key.
+func serverFiles(views []serverView) map[string][]byte {
+	want := map[string][]byte{}
+	for _, v := range views {
+		if v.key != nil {
+			want[secretlayout.ServerKeyFileName(v.ns, v.name)] = v.cert
+		}
+	}
+	return want
+}
+
+// ServerKeyFiles returns the server key files the Secret of obj, a
+// CurveClient, should hold now, read through c (nothing for any other
+// kind). The keys controller writes them into
+// a client's new Secret (keys.Reconciler.SecretExtras), so that its first
+// version is complete: a pod that mounts it at once finds its server's key
+// and nothing has to be written again. This controller keeps them current
+// afterwards.
+func ServerKeyFiles(ctx context.Context, c client.Reader, obj client.Object) (map[string][]byte, error) {
+	cc, ok := obj.(*v1alpha1.CurveClient)
+	if !ok {
+		return nil, nil
+	}
+	views, err := readServers(ctx, c, cc)
+	if err != nil {
+		return nil, err
+	}
+	return serverFiles(views), nil
+}
+
 // writeServerKeys applies the server key files to the client's Secret. It
 // returns false, writing nothing, while the Secret does not exist or is not
 // controlled by the client; the Secret's creation wakes the reconciler.
@@ -251,12 +288,7 @@ func (r *ClientReconciler) writeServerKeys(ctx context.Context, cc *v1alpha1.Cur
 	if !metav1.IsControlledBy(&sec, cc) || sec.DeletionTimestamp != nil {
 		return false, nil
 	}
-	want := map[string][]byte{}
-	for _, v := range views {
-		if v.key != nil {
-			want[secretlayout.ServerKeyFileName(v.ns, v.name)] = v.cert
-		}
-	}
+	want := serverFiles(views)
 	if serverFilesEqual(sec.Data, want) {
 		return true, nil
 	}
@@ -270,7 +302,42 @@ func (r *ClientReconciler) writeServerKeys(ctx context.Context, cc *v1alpha1.Cur
 		}
 		return false, fmt.Errorf("apply server keys to Secret %s: %w", key, err)
 	}
+	if err := r.removeStaleServerFiles(ctx, ac, want); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
 	return true, nil
+}
+
+// removeStaleServerFiles deletes server key files the apply meant to
+// remove but that survived because another field manager also owns them:
+// the keys controller, which wrote the first ones when it created the
+// Secret (ServerKeyFiles), or someone who edited them. It is a JSON merge
+// patch on the version the apply produced, so it cannot undo a newer write.
+func (r *ClientReconciler) removeStaleServerFiles(ctx context.Context, got *corev1ac.SecretApplyConfiguration, want map[string][]byte) error {
+	stale := map[string]any{}
+	for k := range got.Data {
+		if _, ok := want[k]; !ok && strings.HasPrefix(k, secretlayout.ServerKeyPrefix) {
+			stale[k] = nil
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	raw, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": *got.ResourceVersion},
+		"data":     stale,
+	})
+	if err != nil {
+		return fmt.Errorf("remove stale server keys: %w", err)
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: *got.Name, Namespace: *got.Namespace}}
+	if err := r.Client.Patch(ctx, s, client.RawPatch(types.MergePatchType, raw), client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("remove stale server keys from Secret %s/%s: %w", s.Namespace, s.Name, err)
+	}
+	return nil
 }
 
 // serverFilesEqual reports whether data holds exactly the server key files

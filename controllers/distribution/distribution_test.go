@@ -35,6 +35,90 @@ func TestDistributionEnvtest(t *testing.T) {
 	t.Run("CrossNamespaceGrant", func(t *testing.T) { t.Parallel(); testCrossNamespaceGrant(t, env) })
 	t.Run("Publish", func(t *testing.T) { t.Parallel(); testPublish(t, env) })
 	t.Run("NewClientStatusWrittenTwice", func(t *testing.T) { t.Parallel(); testNewClientStatusWrittenTwice(t, env) })
+	t.Run("NewClientSecretCompleteAtOnce", func(t *testing.T) { t.Parallel(); testNewClientSecretCompleteAtOnce(t, env) })
+}
+
+// testNewClientSecretCompleteAtOnce creates a client of a server that has
+// its key: the client's Secret is created with the server's key file in it
+// (a pod that mounts it at once has everything) and is not written again.
+// Then the client names another server instead: the first server's file,
+// written by the keys controller at creation, is removed all the same.
+func testNewClientSecretCompleteAtOnce(t *testing.T, env *at.Env) {
+	ns := env.Namespace(t, "complete", nil)
+	bus := at.Server(ns, "bus")
+	env.Create(t, bus)
+	bus = at.WaitKey(t, env, bus)
+	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), at.Timeout)
+	defer cancel()
+	w, err := wc.Watch(ctx, &corev1.SecretList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	cc := at.Client(ns, "collector", "bus")
+	env.Create(t, cc)
+
+	var writes []string
+	var quiet <-chan time.Time
+	for watching := true; watching; {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatalf("watch ended; writes so far: %v", writes)
+			}
+			s, isSecret := ev.Object.(*corev1.Secret)
+			if !isSecret || s.Name != cc.Spec.SecretName {
+				continue
+			}
+			writes = append(writes, string(ev.Type))
+			if ev.Type != watch.Added {
+				continue
+			}
+			cert, err := serverKeyFile(s, ns, "bus")
+			if err != nil || cert.PublicKey.String() != bus.Status.PublicKey {
+				t.Errorf("the new Secret has no key file of server bus with its key %s: %v", bus.Status.PublicKey, err)
+			}
+			if quiet == nil {
+				quiet = time.After(3 * time.Second)
+			}
+		case <-quiet:
+			watching = false
+		case <-ctx.Done():
+			t.Fatalf("no Secret for the client within %v; writes: %v", at.Timeout, writes)
+		}
+	}
+	if len(writes) != 1 {
+		t.Errorf("the client's Secret was written %d times (%v), want once", len(writes), writes)
+	}
+	cc = env.WaitClient(t, ns, cc.Name, "authorized at bus", func(c *v1alpha1.CurveClient) bool { return authorizedAt(c, bus) })
+
+	other := at.Server(ns, "other")
+	env.Create(t, other)
+	other = at.WaitKey(t, env, other)
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(cc), cc); err != nil {
+			return err
+		}
+		cc.Spec.Servers = []v1alpha1.ServerReference{{Name: "other"}}
+		return env.Client.Update(ctx, cc)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	at.Eventually(t, "bus's key file replaced by other's", func(ctx context.Context) (bool, error) {
+		s, err := secret(ctx, env, ns, cc.Spec.SecretName)
+		if err != nil {
+			return false, err
+		}
+		_, stale := s.Data[secretlayout.ServerKeyFileName(ns, "bus")]
+		cert, err := serverKeyFile(s, ns, "other")
+		kp, kerr := secretlayout.ParseKeyPair(s)
+		return !stale && err == nil && cert.PublicKey.String() == other.Status.PublicKey &&
+			kerr == nil && kp.Public.String() == cc.Status.PublicKey, nil
+	})
 }
 
 // testNewClientStatusWrittenTwice watches a new client from its creation
@@ -153,15 +237,6 @@ func testServerKeyAndAuthorized(t *testing.T, env *at.Env) {
 	kp, err := secretlayout.ParseKeyPair(s)
 	if err != nil || kp.Public.String() != cc.Status.PublicKey {
 		t.Errorf("client key files damaged next to the server key: %v (public %s, status %s)", err, kp.Public, cc.Status.PublicKey)
-	}
-	owners := map[string]bool{}
-	for _, mf := range s.ManagedFields {
-		if mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:`+secretlayout.ServerKeyFileName(ns, "bus")+`"`) {
-			owners[mf.Manager+"/"+string(mf.Operation)] = true
-		}
-	}
-	if len(owners) != 1 || !owners[distribution.FieldOwner+"/Apply"] {
-		t.Errorf("server key file owned by %v, want only %s (Apply)", owners, distribution.FieldOwner)
 	}
 
 	// The client's key is on the server's allowlist.

@@ -68,6 +68,12 @@ type Reconciler struct {
 	Kind Kind
 	// Metrics counts errors.
 	Metrics *Metrics
+	// SecretExtras, when set, returns data entries that another controller
+	// keeps in the object's Secret (a CurveClient's server key files),
+	// written once when the Secret is created so that its first version is
+	// complete. That controller owns them afterwards; the key state written
+	// here never includes them.
+	SecretExtras func(ctx context.Context, c client.Reader, obj client.Object) (map[string][]byte, error)
 }
 
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers;curveclients,verbs=get;list;watch
@@ -207,6 +213,17 @@ func (r *Reconciler) create(ctx context.Context, obj client.Object) (secretlayou
 	secret, err := r.Kind.NewSecret(obj, st)
 	if err != nil {
 		return st, false, err
+	}
+	if r.SecretExtras != nil {
+		extras, err := r.SecretExtras(ctx, r.Client, obj)
+		if err != nil {
+			return st, false, err
+		}
+		for k, v := range extras {
+			if _, taken := secret.Data[k]; !taken {
+				secret.Data[k] = v
+			}
+		}
 	}
 	if err := r.Client.Create(ctx, secret, client.FieldOwner(FieldOwner)); err != nil {
 		if apierrors.IsAlreadyExists(err) {

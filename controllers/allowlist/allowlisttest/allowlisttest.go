@@ -85,7 +85,7 @@ func Start(t *testing.T) *Env {
 		t.Fatal(err)
 	}
 	for _, kind := range []keys.Kind{keys.ServerKind(), keys.ClientKind()} {
-		kr := &keys.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Clock: clock.RealClock{}, Kind: kind, Metrics: km}
+		kr := &keys.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Clock: clock.RealClock{}, Kind: kind, Metrics: km, SecretExtras: distribution.ServerKeyFiles}
 		if err := kr.SetupWithManager(mgr); err != nil {
 			t.Fatal(err)
 		}
