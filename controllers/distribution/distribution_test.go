@@ -48,52 +48,25 @@ func testNewClientSecretCompleteAtOnce(t *testing.T, env *at.Env) {
 	bus := at.Server(ns, "bus")
 	env.Create(t, bus)
 	bus = at.WaitKey(t, env, bus)
-	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), at.Timeout)
-	defer cancel()
-	w, err := wc.Watch(ctx, &corev1.SecretList{}, client.InNamespace(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
 	cc := at.Client(ns, "collector", "bus")
-	env.Create(t, cc)
-
-	var writes []string
-	var quiet <-chan time.Time
-	for watching := true; watching; {
-		select {
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				t.Fatalf("watch ended; writes so far: %v", writes)
-			}
-			s, isSecret := ev.Object.(*corev1.Secret)
-			if !isSecret || s.Name != cc.Spec.SecretName {
-				continue
-			}
-			writes = append(writes, string(ev.Type))
-			if ev.Type != watch.Added {
-				continue
-			}
-			cert, err := serverKeyFile(s, ns, "bus")
-			if err != nil || cert.PublicKey.String() != bus.Status.PublicKey {
-				t.Errorf("the new Secret has no key file of server bus with its key %s: %v", bus.Status.PublicKey, err)
-			}
-			if quiet == nil {
-				quiet = time.After(3 * time.Second)
-			}
-		case <-quiet:
-			watching = false
-		case <-ctx.Done():
-			t.Fatalf("no Secret for the client within %v; writes: %v", at.Timeout, writes)
+	isClientSecret := func(ev watch.Event) bool {
+		s, ok := ev.Object.(*corev1.Secret)
+		return ok && s.Name == cc.Spec.SecretName
+	}
+	writes := watchWrites(t, env, &corev1.SecretList{}, ns, func() { env.Create(t, cc) }, isClientSecret, isClientSecret)
+	for _, ev := range writes {
+		if ev.Type != watch.Added {
+			continue
+		}
+		cert, err := serverKeyFile(ev.Object.(*corev1.Secret), ns, "bus")
+		if err != nil || cert.PublicKey.String() != bus.Status.PublicKey {
+			t.Errorf("the new Secret has no key file of server bus with its key %s: %v", bus.Status.PublicKey, err)
 		}
 	}
 	if len(writes) != 1 {
-		t.Errorf("the client's Secret was written %d times (%v), want once", len(writes), writes)
+		t.Errorf("the client's Secret was written %d times (%s), want once", len(writes), eventTypes(writes))
 	}
+	ctx := context.Background()
 	cc = env.WaitClient(t, ns, cc.Name, "authorized at bus", func(c *v1alpha1.CurveClient) bool { return authorizedAt(c, bus) })
 
 	other := at.Server(ns, "other")
@@ -129,46 +102,72 @@ func testNewClientSecretCompleteAtOnce(t *testing.T, env *at.Env) {
 // rewriting Ready after Authorized changed) cost a third more of them.
 func testNewClientStatusWrittenTwice(t *testing.T, env *at.Env) {
 	ns := env.Namespace(t, "writes", nil)
-	srv := at.WaitKey(t, env, func() *v1alpha1.CurveServer { s := at.Server(ns, "bus"); env.Create(t, s); return s }())
+	srv := at.Server(ns, "bus")
+	env.Create(t, srv)
+	srv = at.WaitKey(t, env, srv)
+	modified := func(ev watch.Event) bool { return ev.Type == watch.Modified }
+	ready := func(ev watch.Event) bool {
+		cc := ev.Object.(*v1alpha1.CurveClient)
+		return meta.IsStatusConditionTrue(cc.Status.Conditions, v1alpha1.ConditionReady) && authorizedAt(cc, srv)
+	}
+	writes := watchWrites(t, env, &v1alpha1.CurveClientList{}, ns, func() { env.Create(t, at.Client(ns, "collector", "bus")) }, modified, ready)
+	if len(writes) != 2 {
+		var lines []string
+		for _, ev := range writes {
+			lines = append(lines, conditionSummary(ev.Object.(*v1alpha1.CurveClient)))
+		}
+		t.Errorf("a new client's status was written %d times, want 2:\n%s", len(writes), strings.Join(lines, "\n"))
+	}
+}
+
+// watchWrites watches the objects of list's kind in namespace ns while
+// create runs and returns the events that match selects, until 3 s after
+// the first one that done accepts too: long enough for writes that should
+// not come to show.
+func watchWrites(t *testing.T, env *at.Env, list client.ObjectList, ns string, create func(), match, done func(watch.Event) bool) []watch.Event {
+	t.Helper()
 	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), at.Timeout)
 	defer cancel()
-	w, err := wc.Watch(ctx, &v1alpha1.CurveClientList{}, client.InNamespace(ns))
+	w, err := wc.Watch(ctx, list, client.InNamespace(ns))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	env.Create(t, at.Client(ns, "collector", "bus"))
-
-	var writes []string
-	// After Ready, watch a little longer for writes that should not come.
+	create()
+	var got []watch.Event
 	var quiet <-chan time.Time
-	for watching := true; watching; {
+	for {
 		select {
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				t.Fatalf("watch ended; writes so far: %v", writes)
+				t.Fatalf("watch ended; writes so far: %s", eventTypes(got))
 			}
-			cc, isClient := ev.Object.(*v1alpha1.CurveClient)
-			if !isClient || ev.Type != watch.Modified {
+			if !match(ev) {
 				continue
 			}
-			writes = append(writes, conditionSummary(cc))
-			if quiet == nil && meta.IsStatusConditionTrue(cc.Status.Conditions, v1alpha1.ConditionReady) && authorizedAt(cc, srv) {
-				quiet = time.After(2 * time.Second)
+			got = append(got, ev)
+			if quiet == nil && done(ev) {
+				quiet = time.After(3 * time.Second)
 			}
 		case <-quiet:
-			watching = false
+			return got
 		case <-ctx.Done():
-			t.Fatalf("client not Ready and authorized within %v; writes: %v", at.Timeout, writes)
+			t.Fatalf("not done within %v; writes so far: %s", at.Timeout, eventTypes(got))
 		}
 	}
-	if len(writes) != 2 {
-		t.Errorf("a new client's status was written %d times, want 2:\n%s", len(writes), strings.Join(writes, "\n"))
+}
+
+// eventTypes lists the types of events, for messages.
+func eventTypes(evs []watch.Event) string {
+	var types []string
+	for _, ev := range evs {
+		types = append(types, string(ev.Type))
 	}
+	return strings.Join(types, " ")
 }
 
 // conditionSummary lists an object's conditions as type=status, for
