@@ -256,11 +256,10 @@ func serverFiles(views []serverView) map[string][]byte {
 
 // ServerKeyFiles returns the server key files the Secret of obj, a
 // CurveClient, should hold now, read through c (nothing for any other
-// kind). The keys controller writes them into
-// a client's new Secret (keys.Reconciler.SecretExtras), so that its first
-// version is complete: a pod that mounts it at once finds its server's key
-// and nothing has to be written again. This controller keeps them current
-// afterwards.
+// kind). The keys controller writes them into a client's new Secret
+// (keys.Reconciler.SecretExtras), so that its first version is complete: a
+// pod that mounts it at once finds its server's key, and nothing has to be
+// written again. This controller keeps them current afterwards.
 func ServerKeyFiles(ctx context.Context, c client.Reader, obj client.Object) (map[string][]byte, error) {
 	cc, ok := obj.(*v1alpha1.CurveClient)
 	if !ok {
