@@ -13,7 +13,7 @@ import (
 
 // cPrograms are the libzmq programs in bench/c, built into the temporary
 // directory under their own names.
-var cPrograms = []string{"zmq_thr", "zmq_lat", "zmq_hs_server"}
+var cPrograms = []string{"zmq_thr", "zmq_lat", "zmq_hs_server", "tcp_relay"}
 
 // bench holds what the benchmarks share: options, tools, keys, processes.
 type bench struct {

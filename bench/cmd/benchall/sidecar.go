@@ -86,7 +86,15 @@ func (b *bench) sidecar(ctx context.Context, rep *report) error {
 				}, false)
 		}},
 		{name: "libzmq NULL via two io.Copy Go proxies (for information)", run: func(ctx context.Context) (map[string]float64, error) {
-			return b.viaProxies(ctx, "lat-proxy", []string{b.c["zmq_lat"], "rep", "tcp://127.0.0.1:*"},
+			return b.viaProxies(ctx, "lat-proxy", func(to string) []string { return []string{b.benchpeer, "proxy", "-to", to} },
+				[]string{b.c["zmq_lat"], "rep", "tcp://127.0.0.1:*"},
+				func(endpoint string) []string {
+					return []string{b.c["zmq_lat"], "req", endpoint, fmt.Sprint(latencySize), secs(b.o.warmup), secs(b.o.duration)}
+				})
+		}},
+		{name: "libzmq NULL via two minimal C relays (for information)", run: func(ctx context.Context) (map[string]float64, error) {
+			return b.viaProxies(ctx, "lat-relay", func(to string) []string { return []string{b.c["tcp_relay"], to} },
+				[]string{b.c["zmq_lat"], "rep", "tcp://127.0.0.1:*"},
 				func(endpoint string) []string {
 					return []string{b.c["zmq_lat"], "req", endpoint, fmt.Sprint(latencySize), secs(b.o.warmup), secs(b.o.duration)}
 				})
@@ -107,8 +115,10 @@ func (b *bench) sidecar(ctx context.Context, rep *report) error {
 	rep.addf("\n### Round-trip latency (REQ → REP → REQ, %d B, one request at a time)\n\n"+
 		"Every round trip of the window is recorded by the REQ side; the percentiles are of those. "+
 		"**Added** is the sidecars' p50 minus direct p50 (two more hops each way: app → outbound → inbound → app). "+
-		"The last row puts two Go processes that only io.Copy bytes where the sidecars are: no ZMTP, no "+
-		"crypto, the least any Go relay costs here. Goal: ≤ %.0f µs added at p50.\n", latencySize, sidecarAddedP50Goal)
+		"The last two rows put two processes that only copy bytes where the sidecars are, no ZMTP, no crypto: "+
+		"Go programs doing io.Copy (the least any Go relay costs here), and C programs (`bench/c/tcp_relay.c`) "+
+		"with two threads per connection blocking in read() and write() (the least any relay costs here). "+
+		"Goal: ≤ %.0f µs added at p50.\n", latencySize, sidecarAddedP50Goal)
 	rows = nil
 	for i, v := range lats {
 		add := "—"
@@ -220,9 +230,10 @@ func (b *bench) viaSidecars(ctx context.Context, name string, server []string, c
 	return b.clientResult(ctx, name+"-app", srv, "tcp://"+out.listen, client, resultFromServer)
 }
 
-// viaProxies is pair with two benchpeer io.Copy proxies where viaSidecars
-// puts the sidecars, and NULL end to end.
-func (b *bench) viaProxies(ctx context.Context, name string, server []string, client func(endpoint string) []string) (map[string]float64, error) {
+// viaProxies is pair with two plain TCP relays where viaSidecars puts the
+// sidecars, and NULL end to end. relay returns the command line of a relay
+// to host:port, which prints "ready HOST:PORT" when it listens.
+func (b *bench) viaProxies(ctx context.Context, name string, relay func(to string) []string, server []string, client func(endpoint string) []string) (map[string]float64, error) {
 	srv, endpoint, err := b.startReady(ctx, name+"-app-server", server...)
 	if err != nil {
 		return nil, err
@@ -230,7 +241,7 @@ func (b *bench) viaProxies(ctx context.Context, name string, server []string, cl
 	defer srv.stop()
 	next := strings.TrimPrefix(endpoint, "tcp://")
 	for _, hop := range []string{"server-side", "client-side"} {
-		p, addr, err := b.startReady(ctx, name+"-"+hop+"-proxy", b.benchpeer, "proxy", "-to", next)
+		p, addr, err := b.startReady(ctx, name+"-"+hop+"-proxy", relay(next)...)
 		if err != nil {
 			return nil, err
 		}
