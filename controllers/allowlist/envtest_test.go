@@ -33,6 +33,7 @@ func TestAllowlistEnvtest(t *testing.T) {
 	env := at.Start(t)
 	t.Run("SelectorsAndRawKeys", func(t *testing.T) { t.Parallel(); testSelectorsAndRawKeys(t, env) })
 	t.Run("ClientRotationOverlap", func(t *testing.T) { t.Parallel(); testClientRotationOverlap(t, env) })
+	t.Run("LeakedKeyReplacedAtOnce", func(t *testing.T) { t.Parallel(); testLeakedKeyReplacedAtOnce(t, env) })
 	t.Run("InvalidGrantSelector", func(t *testing.T) { t.Parallel(); testInvalidGrantSelector(t, env) })
 	t.Run("PyZMQ", func(t *testing.T) { t.Parallel(); testPyZMQ(t, env) })
 	t.Run("EditedByHand", func(t *testing.T) { t.Parallel(); testEditedByHand(t, env) })
@@ -287,6 +288,37 @@ func testClientRotationOverlap(t *testing.T, env *at.Env) {
 		s := at.ServerStatus(c, ns, "bus")
 		return s != nil && s.Authorized
 	})
+}
+
+// testLeakedKeyReplacedAtOnce deletes a client's keypair Secret, as the
+// README tells a user whose key leaked: a new keypair replaces it and the
+// allowlist holds the new key and nothing of the old one, with no overlap.
+func testLeakedKeyReplacedAtOnce(t *testing.T, env *at.Env) {
+	ns := env.Namespace(t, "leak", nil)
+	env.Create(t, at.Server(ns, "bus"))
+	cc := at.Client(ns, "c", "bus")
+	env.Create(t, cc)
+	cc = at.WaitKey(t, env, cc)
+	leaked := cc.Status.PublicKey
+	file := secretlayout.ClientKeyFile(ns, "c")
+	env.WaitAllowlist(t, ns, "bus", "the key", func(cm *corev1.ConfigMap) bool { return strings.Contains(cm.Data[file], leaked) })
+
+	env.Delete(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: cc.Spec.SecretName}})
+	cc = env.WaitClient(t, ns, "c", "a new key", func(c *v1alpha1.CurveClient) bool {
+		return c.Status.PublicKey != "" && c.Status.PublicKey != leaked
+	})
+	if cc.Status.PreviousPublicKey == leaked || cc.Status.KeyRevision != 2 {
+		t.Errorf("after the Secret's deletion: previous key %q, revision %d; want the leaked key gone and revision 2",
+			cc.Status.PreviousPublicKey, cc.Status.KeyRevision)
+	}
+	cm := env.WaitAllowlist(t, ns, "bus", "only the new key", func(cm *corev1.ConfigMap) bool {
+		return strings.Contains(cm.Data[file], cc.Status.PublicKey)
+	})
+	for name, data := range cm.Data {
+		if strings.Contains(data, leaked) {
+			t.Errorf("allowlist entry %s still holds the leaked key", name)
+		}
+	}
 }
 
 func testInvalidGrantSelector(t *testing.T, env *at.Env) {
