@@ -1,7 +1,7 @@
 package zmtp
 
 // Interoperability with the reference implementation: libzmq 4.3 through
-// pyzmq (zmtp/testdata/pypeer.py, driven by zmtp/internal/pypeer).
+// pyzmq (zmtp/testdata/pypeer.py, driven by internal/pypeer).
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zmqauth/zmqauth/zmtp/internal/pypeer"
+	"github.com/zmqauth/zmqauth/internal/pypeer"
 )
 
 // interopSizes are the payload sizes every round trip covers: both sides of

@@ -9,22 +9,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zmqauth/zmqauth/internal/pypeer"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zap/sidecar"
 )
 
-// curveClientFlags are pypeer's flags for a CURVE client with keys kp that
-// trusts server. The secret key travels on the command line of a test
-// process; the driver never prints it.
-func curveClientFlags(kp keygen.KeyPair, server keygen.PublicKey) []string {
-	return []string{"--mechanism=CURVE", "--curve-secret-key=" + kp.Secret.Z85(),
-		"--curve-public-key=" + kp.Public.String(), "--curve-server-key=" + server.String()}
+// curveClient returns o made a CURVE client with keys kp that trusts
+// server. The secret key travels on the command line of a test process;
+// internal/pypeer never prints it.
+func curveClient(o pypeer.Options, kp keygen.KeyPair, server keygen.PublicKey) pypeer.Options {
+	o.Mechanism = "CURVE"
+	o.CurveSecretKey = kp.Secret.Z85()
+	o.CurvePublicKey = kp.Public.String()
+	o.CurveServerKey = server.String()
+	return o
 }
 
 // expectNothing fails when p receives a message within d.
-func expectNothing(t *testing.T, p *pyPeer, d time.Duration, why string) {
+func expectNothing(t *testing.T, p *pypeer.Peer, d time.Duration, why string) {
 	t.Helper()
-	if ev, err := p.tryRecv(d); err == nil {
+	if ev, err := tryRecv(p, d); err == nil {
 		t.Fatalf("%s, yet %s arrived", why, describe(ev.Parts))
 	}
 }
@@ -50,8 +54,8 @@ func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool)
 func TestSidecarAllowlistWithPyzmqClient(t *testing.T) {
 	requireLibzmqCurve(t)
 	w := newWorld(t)
-	app := startPeer(t, "--type=PULL", "--bind=tcp://127.0.0.1:*")
-	in := w.start(w.inbound(app.addr()))
+	app := startPeer(t, pypeer.Options{Type: "PULL", Bind: "tcp://127.0.0.1:*"})
+	in := w.start(w.inbound(app.Addr()))
 	route := in.endpoint("server")
 	reg := in.Registry()
 	keys := func() float64 {
@@ -59,17 +63,17 @@ func TestSidecarAllowlistWithPyzmqClient(t *testing.T) {
 	}
 
 	// The allowed client gets in and the application knows who it is.
-	allowed := startPeer(t, append([]string{"--type=PUSH", "--connect=" + route}, curveClientFlags(w.client, w.server.Public)...)...)
-	allowed.send(t, b("hello"))
-	if ev := app.recv(t, "User-Id"); string(ev.Parts[0]) != "hello" || prop(ev, "User-Id") != "team/client" {
-		t.Fatalf("app got %s with User-Id %q; want hello from team/client", describe(ev.Parts), prop(ev, "User-Id"))
+	allowed := startPeer(t, curveClient(pypeer.Options{Type: "PUSH", Connect: route}, w.client, w.server.Public))
+	send(t, allowed, b("hello"))
+	if ev := recv(t, app, "User-Id"); string(ev.Parts[0]) != "hello" || ev.Prop("User-Id") != "team/client" {
+		t.Fatalf("app got %s with User-Id %q; want hello from team/client", describe(ev.Parts), ev.Prop("User-Id"))
 	}
 
 	// A key outside the allowlist is refused.
 	guest := w.newKeyPair()
-	guestFlags := append([]string{"--type=PUSH", "--connect=" + route, "--monitor"}, curveClientFlags(guest, w.server.Public)...)
-	stranger := startPeer(t, guestFlags...)
-	stranger.send(t, b("knock"))
+	guestOpts := curveClient(pypeer.Options{Type: "PUSH", Connect: route, Monitor: true}, guest, w.server.Public)
+	stranger := startPeer(t, guestOpts)
+	send(t, stranger, b("knock"))
 	waitUntil(t, "the refusal counted", 5*time.Second, func() bool {
 		return metric(t, reg, "zmqauth_sidecar_handshakes_total", map[string]string{"result": "refused", "reason": "not_in_allowlist"}) >= 1
 	})
@@ -85,31 +89,31 @@ func TestSidecarAllowlistWithPyzmqClient(t *testing.T) {
 	if took := waitUntil(t, "the guest's key in force", 3*time.Second, func() bool { return keys() == 2 }); took > time.Second {
 		t.Errorf("the added key took %v to take effect, want within 1 s", took)
 	}
-	guestPeer := startPeer(t, guestFlags...)
-	guestPeer.send(t, b("let me in"))
-	if ev := app.recv(t, "User-Id"); string(ev.Parts[0]) != "let me in" || prop(ev, "User-Id") != "team/guest" {
-		t.Fatalf("app got %s with User-Id %q; want the guest's message from team/guest", describe(ev.Parts), prop(ev, "User-Id"))
+	guestPeer := startPeer(t, guestOpts)
+	send(t, guestPeer, b("let me in"))
+	if ev := recv(t, app, "User-Id"); string(ev.Parts[0]) != "let me in" || ev.Prop("User-Id") != "team/guest" {
+		t.Fatalf("app got %s with User-Id %q; want the guest's message from team/guest", describe(ev.Parts), ev.Prop("User-Id"))
 	}
-	guestPeer.waitMonitor(t, "HANDSHAKE_SUCCEEDED", 0, 5*time.Second)
+	waitMonitor(t, guestPeer, "HANDSHAKE_SUCCEEDED", 0, 5*time.Second)
 
 	// Its certificate is removed: its live connection is closed within a
 	// second, and it cannot come back.
-	disconnects := guestPeer.monitorCount("DISCONNECTED")
+	disconnects := guestPeer.MonitorCount("DISCONNECTED")
 	removed := time.Now()
 	w.disallow("team.guest")
-	guestPeer.waitMonitor(t, "DISCONNECTED", disconnects, 3*time.Second)
+	waitMonitor(t, guestPeer, "DISCONNECTED", disconnects, 3*time.Second)
 	if took := time.Since(removed); took > time.Second {
 		t.Errorf("the revoked client's connection was closed after %v, want within 1 s", took)
 	}
-	guestPeer.send(t, b("still here?"))
+	send(t, guestPeer, b("still here?"))
 	expectNothing(t, app, 500*time.Millisecond, "the guest was revoked")
 	if n := metric(t, reg, "zmqauth_sidecar_sessions_revoked_total", map[string]string{"route": "server"}); n != 1 {
 		t.Errorf("revoked sessions = %v, want 1", n)
 	}
 
 	// The allowed client was never disturbed.
-	allowed.send(t, b("still fine"))
-	if ev := app.recv(t); string(ev.Parts[0]) != "still fine" {
+	send(t, allowed, b("still fine"))
+	if ev := recv(t, app); string(ev.Parts[0]) != "still fine" {
 		t.Fatalf("app got %s, want the allowed client's message", describe(ev.Parts))
 	}
 }
@@ -120,20 +124,20 @@ func TestSidecarAllowlistWithPyzmqClient(t *testing.T) {
 func TestSidecarOutboundToPyzmqCurveServer(t *testing.T) {
 	requireLibzmqCurve(t)
 	w := newWorld(t)
-	server := startPeer(t, "--type=PULL", "--bind=tcp://127.0.0.1:*", "--mechanism=CURVE", "--curve-server",
-		"--curve-secret-key="+w.server.Secret.Z85(), "--curve-public-key="+w.server.Public.String(),
-		"--zap-curve-dir="+w.allowlist)
+	server := startPeer(t, pypeer.Options{Type: "PULL", Bind: "tcp://127.0.0.1:*", Mechanism: "CURVE", CurveServer: true,
+		CurveSecretKey: w.server.Secret.Z85(), CurvePublicKey: w.server.Public.String(),
+		ZAPCurveDir: w.allowlist})
 
 	t.Run("allowed", func(t *testing.T) {
-		out := w.start(w.outbound(server.endpoint))
-		app := startPeer(t, "--type=PUSH", "--connect="+out.endpoint("client"))
-		app.send(t, b("through"))
-		ev := server.recv(t, "User-Id")
+		out := w.start(w.outbound(server.Endpoint()))
+		app := startPeer(t, pypeer.Options{Type: "PUSH", Connect: out.endpoint("client")})
+		send(t, app, b("through"))
+		ev := recv(t, server, "User-Id")
 		if string(ev.Parts[0]) != "through" {
 			t.Fatalf("server got %s", describe(ev.Parts))
 		}
 		// pyzmq's authenticator names a CURVE client by its public key.
-		if got := prop(ev, "User-Id"); got != w.client.Public.String() {
+		if got := ev.Prop("User-Id"); got != w.client.Public.String() {
 			t.Errorf("server read User-Id %q, want the client's public key %s", got, w.client.Public)
 		}
 	})
@@ -142,12 +146,12 @@ func TestSidecarOutboundToPyzmqCurveServer(t *testing.T) {
 		stranger := w.newKeyPair()
 		dir := filepath.Join(t.TempDir(), "stranger")
 		w.writeKeyDirAt(dir, stranger)
-		cfg := w.outbound(server.endpoint)
+		cfg := w.outbound(server.Endpoint())
 		cfg.Outbound[0].Keys = dir
 		cfg.HandshakeTimeout = sidecar.Duration(time.Second)
 		out := w.start(cfg)
-		app := startPeer(t, "--type=PUSH", "--connect="+out.endpoint("client"))
-		app.send(t, b("let me in"))
+		app := startPeer(t, pypeer.Options{Type: "PUSH", Connect: out.endpoint("client")})
+		send(t, app, b("let me in"))
 		expectNothing(t, server, 1500*time.Millisecond, "the client's key is not in the server's directory")
 		waitUntil(t, "the refusal counted", 5*time.Second, func() bool {
 			return metric(t, out.Registry(), "zmqauth_sidecar_handshakes_total", map[string]string{"result": "failed", "reason": "upstream_error"}) >= 1
@@ -168,21 +172,21 @@ func TestSidecarFailClosedWithPyzmqClient(t *testing.T) {
 	w := newWorld(t)
 	w.disallow("team.client")
 	w.writeFile(filepath.Join(w.allowlist, "broken.key"), []byte("this is not a certificate"), 0o644)
-	app := startPeer(t, "--type=PULL", "--bind=tcp://127.0.0.1:*")
-	in := w.start(w.inbound(app.addr()))
+	app := startPeer(t, pypeer.Options{Type: "PULL", Bind: "tcp://127.0.0.1:*"})
+	in := w.start(w.inbound(app.Addr()))
 
 	code, body := get(t, "http://"+in.AdminAddr()+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "allowlist not loaded") || !strings.Contains(body, "broken.key") {
 		t.Errorf("/readyz = %d %q, want 503 naming the broken file", code, body)
 	}
-	client := startPeer(t, append([]string{"--type=PUSH", "--connect=" + in.endpoint("server")}, curveClientFlags(w.client, w.server.Public)...)...)
-	client.send(t, b("early"))
+	client := startPeer(t, curveClient(pypeer.Options{Type: "PUSH", Connect: in.endpoint("server")}, w.client, w.server.Public))
+	send(t, client, b("early"))
 	expectNothing(t, app, time.Second, "no allowlist is loaded")
 
 	// Repair: the client's message arrives without the client doing
 	// anything.
 	w.writeFile(filepath.Join(w.allowlist, "broken.key"), mustPublicCert(t, w.client), 0o644)
-	if ev := app.recv(t, "User-Id"); string(ev.Parts[0]) != "early" {
+	if ev := recv(t, app, "User-Id"); string(ev.Parts[0]) != "early" {
 		t.Fatalf("app got %s, want the queued message", describe(ev.Parts))
 	}
 	if code, body := get(t, "http://"+in.AdminAddr()+"/readyz"); code != http.StatusOK {
@@ -194,8 +198,8 @@ func TestSidecarFailClosedWithPyzmqClient(t *testing.T) {
 	waitUntil(t, "the bad update counted", 5*time.Second, func() bool {
 		return metric(t, in.Registry(), "zmqauth_sidecar_reload_errors_total", map[string]string{"source": "allowlist:server"}) >= 1
 	})
-	client.send(t, b("after a bad update"))
-	if ev := app.recv(t); string(ev.Parts[0]) != "after a bad update" {
+	send(t, client, b("after a bad update"))
+	if ev := recv(t, app); string(ev.Parts[0]) != "after a bad update" {
 		t.Fatalf("app got %s", describe(ev.Parts))
 	}
 	if code, _ := get(t, "http://"+in.AdminAddr()+"/readyz"); code != http.StatusOK {

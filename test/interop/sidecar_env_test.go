@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zmqauth/zmqauth/internal/pypeer"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zap/keyfiles"
 	"github.com/zmqauth/zmqauth/zap/sidecar"
@@ -21,6 +23,86 @@ import (
 
 // reloadInterval keeps the watchers' safety net quick in tests.
 const reloadInterval = sidecar.Duration(250 * time.Millisecond)
+
+// The applications are pyzmq peers run by internal/pypeer. These suites'
+// own policy on top of it: how long a peer lives, and how long a test waits
+// for its answers.
+const (
+	// peerTimeout bounds a peer process's life, and the wait for the
+	// answer to an operation that has no timeout of its own (send).
+	peerTimeout = 90 * time.Second
+	// answerSlack is how long past an operation's own timeout a peer may
+	// take to answer on a loaded machine; later means it is stuck.
+	answerSlack = 10 * time.Second
+	// recvTimeout is how long recv waits for a message.
+	recvTimeout = 10 * time.Second
+)
+
+// startPeer starts a pyzmq application configured by o, which lives at
+// most peerTimeout and is stopped at cleanup.
+func startPeer(t *testing.T, o pypeer.Options) *pypeer.Peer {
+	t.Helper()
+	o.Timeout = peerTimeout
+	return pypeer.Start(t, o)
+}
+
+// send makes p send one multi-part message or fails the test.
+func send(t *testing.T, p *pypeer.Peer, parts ...[]byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
+	defer cancel()
+	if err := p.Send(ctx, parts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryRecv receives one message at p within timeout, with the properties
+// named in props read from its last part (see pypeer.Peer.RecvLast); it
+// returns pypeer.ErrTimeout when nothing arrived.
+func tryRecv(p *pypeer.Peer, timeout time.Duration, props ...string) (pypeer.Event, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+answerSlack)
+	defer cancel()
+	return p.RecvLast(ctx, timeout, props...)
+}
+
+// recv receives one message at p within recvTimeout or fails the test.
+func recv(t *testing.T, p *pypeer.Peer, props ...string) pypeer.Event {
+	t.Helper()
+	ev, err := tryRecv(p, recvTimeout, props...)
+	if err != nil {
+		t.Fatalf("recv: %v", err)
+	}
+	return ev
+}
+
+// waitMonitor waits until p, run with Monitor, has reported more than after
+// monitor events named name, or fails the test after limit.
+func waitMonitor(t *testing.T, p *pypeer.Peer, name string, after int, limit time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	if _, err := p.WaitMonitorAfter(ctx, name, after); err != nil {
+		t.Fatalf("no %s monitor event within %v", name, limit)
+	}
+}
+
+// lockedBuffer is a concurrency-safe buffer, for a sidecar's logs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
 
 // world is the files of one server and one client identity, as the
 // operator would mount them: the server's keypair and allowlist, the
@@ -263,8 +345,8 @@ func requireLibzmqCurve(t *testing.T) {
 	t.Helper()
 	framingOnce.Do(func() {
 		w := newWorld(t)
-		server := startPeer(t, "--type=PULL", "--bind=tcp://127.0.0.1:*", "--mechanism=CURVE", "--curve-server",
-			"--curve-secret-key="+w.server.Secret.Z85(), "--curve-public-key="+w.server.Public.String(), "--zap-curve-any")
+		server := startPeer(t, pypeer.Options{Type: "PULL", Bind: "tcp://127.0.0.1:*", Mechanism: "CURVE", CurveServer: true,
+			CurveSecretKey: w.server.Secret.Z85(), CurvePublicKey: w.server.Public.String(), ZAPCurveAny: true})
 		var cp curve.KeyPair
 		cp.Public = curve.PublicKey(w.client.Public)
 		copy(cp.Secret[:], w.client.Secret.Bytes())
@@ -274,7 +356,7 @@ func requireLibzmqCurve(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		c, err := zmtp.Dial(ctx, server.addr(), &zmtp.Config{Mechanism: mech, SocketType: "PUSH"})
+		c, err := zmtp.Dial(ctx, server.Addr(), &zmtp.Config{Mechanism: mech, SocketType: "PUSH"})
 		if err != nil {
 			framingErr = "a Go CURVE client cannot complete a handshake with pyzmq: " + err.Error()
 			return
@@ -284,7 +366,7 @@ func requireLibzmqCurve(t *testing.T) {
 			framingErr = "writing to pyzmq over CURVE: " + err.Error()
 			return
 		}
-		if _, err := server.tryRecv(2 * time.Second); err != nil {
+		if _, err := tryRecv(server, 2*time.Second); err != nil {
 			framingErr = "pyzmq dropped a CURVE message from the zmtp engine: the engine frames MESSAGE " +
 				"differently from libzmq 4.3 (see zmtp/curve TestInteropOurClientLibzmqServer); " +
 				"every libzmq CURVE peer of the sidecar is affected"

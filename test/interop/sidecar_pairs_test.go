@@ -2,11 +2,14 @@ package interop
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zmqauth/zmqauth/internal/pypeer"
 )
 
 // pairRun is one socket-type pair scenario in progress: application a (the
@@ -14,7 +17,7 @@ import (
 // binds), directly connected or through an outbound and an inbound sidecar.
 type pairRun struct {
 	t          *testing.T
-	a, b       *pyPeer
+	a, b       *pypeer.Peer
 	viaSidecar bool
 	// transcript records what each application received, in order, so
 	// that the direct run and the sidecar run can be compared.
@@ -31,7 +34,7 @@ func (r *pairRun) wantUser() string {
 }
 
 // note records a received message in the transcript.
-func (r *pairRun) note(who string, ev pyEvent) {
+func (r *pairRun) note(who string, ev pypeer.Event) {
 	var parts []string
 	for _, p := range ev.Parts {
 		if len(p) > 32 {
@@ -41,7 +44,7 @@ func (r *pairRun) note(who string, ev pyEvent) {
 		}
 	}
 	entry := who + " " + strings.Join(parts, ",")
-	if st := prop(ev, "Socket-Type"); st != "" {
+	if st := ev.Prop("Socket-Type"); st != "" {
 		entry += " from " + st
 	}
 	r.transcript = append(r.transcript, entry)
@@ -49,7 +52,7 @@ func (r *pairRun) note(who string, ev pyEvent) {
 
 // expect receives one message at p and checks its parts; at b it also
 // checks User-Id.
-func (r *pairRun) expect(p *pyPeer, want ...[]byte) {
+func (r *pairRun) expect(p *pypeer.Peer, want ...[]byte) {
 	r.t.Helper()
 	who := "a"
 	props := []string{"Socket-Type"}
@@ -57,13 +60,13 @@ func (r *pairRun) expect(p *pyPeer, want ...[]byte) {
 		who = "b"
 		props = append(props, "User-Id")
 	}
-	ev := p.recv(r.t, props...)
+	ev := recv(r.t, p, props...)
 	r.note(who, ev)
 	if !equalParts(ev.Parts, want) {
 		r.t.Fatalf("%s received %s, want %d parts %s", who, r.transcript[len(r.transcript)-1], len(want), describe(want))
 	}
 	if who == "b" {
-		if got := prop(ev, "User-Id"); got != r.wantUser() {
+		if got := ev.Prop("User-Id"); got != r.wantUser() {
 			r.t.Errorf("b read User-Id %q, want %q", got, r.wantUser())
 		}
 	}
@@ -111,10 +114,10 @@ var bigMessage = func() []byte {
 func roundTrips(r *pairRun, back bool, env ...[]byte) {
 	r.t.Helper()
 	for _, m := range [][][]byte{{b("hello")}, {b("multi"), b(""), b("part")}, {bigMessage}} {
-		r.a.send(r.t, m...)
+		send(r.t, r.a, m...)
 		r.expect(r.b, append(append([][]byte{}, env...), m...)...)
 		if back {
-			r.b.send(r.t, append(append([][]byte{}, env...), m...)...)
+			send(r.t, r.b, append(append([][]byte{}, env...), m...)...)
 			r.expect(r.a, m...)
 		}
 	}
@@ -124,101 +127,101 @@ func roundTrips(r *pairRun, back bool, env ...[]byte) {
 // do.
 var pairCases = []struct {
 	name string
-	a, b []string // pypeer flags of each side
+	a, b pypeer.Options // each side's socket; the test adds Bind or Connect
 	run  func(r *pairRun)
 }{
 	{
 		name: "REQ-REP",
-		a:    []string{"--type=REQ"},
-		b:    []string{"--type=REP"},
+		a:    pypeer.Options{Type: "REQ"},
+		b:    pypeer.Options{Type: "REP"},
 		run:  func(r *pairRun) { roundTrips(r, true) },
 	},
 	{
 		name: "DEALER-ROUTER",
-		a:    []string{"--type=DEALER", "--identity=dealer-1"},
-		b:    []string{"--type=ROUTER"},
+		a:    pypeer.Options{Type: "DEALER", Identity: "dealer-1"},
+		b:    pypeer.Options{Type: "ROUTER"},
 		// The ROUTER sees the dealer's routing id as the first part and
 		// routes its replies with it.
 		run: func(r *pairRun) { roundTrips(r, true, b("dealer-1")) },
 	},
 	{
 		name: "PUSH-PULL",
-		a:    []string{"--type=PUSH"},
-		b:    []string{"--type=PULL"},
+		a:    pypeer.Options{Type: "PUSH"},
+		b:    pypeer.Options{Type: "PULL"},
 		run:  func(r *pairRun) { roundTrips(r, false) },
 	},
 	{
 		name: "PAIR-PAIR",
-		a:    []string{"--type=PAIR"},
-		b:    []string{"--type=PAIR"},
+		a:    pypeer.Options{Type: "PAIR"},
+		b:    pypeer.Options{Type: "PAIR"},
 		run:  func(r *pairRun) { roundTrips(r, true) },
 	},
 	{
 		name: "PUB-SUB",
-		a:    []string{"--type=PUB"},
-		b:    []string{"--type=SUB", "--subscribe=weather"},
+		a:    pypeer.Options{Type: "PUB"},
+		b:    pypeer.Options{Type: "SUB", Subscribe: []string{"weather"}},
 		run: func(r *pairRun) {
 			// The subscription reaches the publisher some time after the
 			// connection: publish both topics until weather arrives.
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				r.a.send(r.t, b("sports"), b("goal"))
-				r.a.send(r.t, b("weather"), b("sunny"))
-				ev, err := r.b.tryRecv(100*time.Millisecond, "Socket-Type", "User-Id")
+				send(r.t, r.a, b("sports"), b("goal"))
+				send(r.t, r.a, b("weather"), b("sunny"))
+				ev, err := tryRecv(r.b, 100*time.Millisecond, "Socket-Type", "User-Id")
 				if err == nil {
 					r.note("b", ev)
 					if string(ev.Parts[0]) != "weather" {
 						r.t.Fatalf("subscriber got an unsubscribed topic: %s", r.transcript[len(r.transcript)-1])
 					}
-					if got := prop(ev, "User-Id"); got != r.wantUser() {
+					if got := ev.Prop("User-Id"); got != r.wantUser() {
 						r.t.Errorf("b read User-Id %q, want %q", got, r.wantUser())
 					}
 					break
 				}
-				if err != errNoMessage || time.Now().After(deadline) {
+				if !errors.Is(err, pypeer.ErrTimeout) || time.Now().After(deadline) {
 					r.t.Fatalf("no subscribed message arrived: %v", err)
 				}
 			}
 			// Drain what the loop sent, then check filtering on a known
 			// sequence.
 			for {
-				if _, err := r.b.tryRecv(300 * time.Millisecond); err != nil {
+				if _, err := tryRecv(r.b, 300*time.Millisecond); err != nil {
 					break
 				}
 			}
 			for _, topic := range []string{"sports", "weather", "news", "weather"} {
-				r.a.send(r.t, b(topic), b("report"))
+				send(r.t, r.a, b(topic), b("report"))
 			}
-			r.a.send(r.t, b("weather"), bigMessage)
+			send(r.t, r.a, b("weather"), bigMessage)
 			r.expect(r.b, b("weather"), b("report"))
 			r.expect(r.b, b("weather"), b("report"))
 			r.expect(r.b, b("weather"), bigMessage)
-			if ev, err := r.b.tryRecv(300 * time.Millisecond); err == nil {
+			if ev, err := tryRecv(r.b, 300*time.Millisecond); err == nil {
 				r.t.Errorf("subscriber got %s, which it did not subscribe to", describe(ev.Parts))
 			}
 		},
 	},
 	{
 		name: "XPUB-XSUB",
-		a:    []string{"--type=XPUB"},
-		b:    []string{"--type=XSUB", "--monitor"},
+		a:    pypeer.Options{Type: "XPUB"},
+		b:    pypeer.Options{Type: "XSUB", Monitor: true},
 		run: func(r *pairRun) {
 			// The XSUB subscribes by sending the subscription message (once
 			// connected: libzmq drops one sent before); the XPUB receives
 			// it, then publishes.
-			r.b.waitMonitor(r.t, "HANDSHAKE_SUCCEEDED", 0, 10*time.Second)
-			r.b.send(r.t, b("\x01weather"))
+			waitMonitor(r.t, r.b, "HANDSHAKE_SUCCEEDED", 0, 10*time.Second)
+			send(r.t, r.b, b("\x01weather"))
 			r.expect(r.a, b("\x01weather"))
 			for _, topic := range []string{"sports", "weather"} {
-				r.a.send(r.t, b(topic), b("report"))
+				send(r.t, r.a, b(topic), b("report"))
 			}
-			r.a.send(r.t, b("weather"), bigMessage)
+			send(r.t, r.a, b("weather"), bigMessage)
 			r.expect(r.b, b("weather"), b("report"))
 			r.expect(r.b, b("weather"), bigMessage)
-			r.b.send(r.t, b("\x00weather"))
+			send(r.t, r.b, b("\x00weather"))
 			r.expect(r.a, b("\x00weather"))
-			r.a.send(r.t, b("weather"), b("after cancel"))
-			if ev, err := r.b.tryRecv(300 * time.Millisecond); err == nil {
+			send(r.t, r.a, b("weather"), b("after cancel"))
+			if ev, err := tryRecv(r.b, 300*time.Millisecond); err == nil {
 				r.t.Errorf("XSUB got %s after cancelling", describe(ev.Parts))
 			}
 		},
@@ -241,14 +244,18 @@ func TestSidecarSocketPairs(t *testing.T) {
 				}
 				t.Run(name, func(t *testing.T) {
 					w := newWorld(t)
-					server := startPeer(t, append([]string{"--bind=tcp://127.0.0.1:*"}, tc.b...)...)
-					target := server.endpoint
+					so := tc.b
+					so.Bind = "tcp://127.0.0.1:*"
+					server := startPeer(t, so)
+					target := server.Endpoint()
 					if via {
-						in := w.start(w.inbound(server.addr()))
+						in := w.start(w.inbound(server.Addr()))
 						out := w.start(w.outbound(in.endpoint("server")))
 						target = out.endpoint("client")
 					}
-					client := startPeer(t, append([]string{"--connect=" + target}, tc.a...)...)
+					co := tc.a
+					co.Connect = target
+					client := startPeer(t, co)
 					r := &pairRun{t: t, a: client, b: server, viaSidecar: via}
 					tc.run(r)
 					transcripts[i] = r.transcript

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zmqauth/zmqauth/internal/pypeer"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zmtp"
 	"github.com/zmqauth/zmqauth/zmtp/curve"
@@ -23,9 +24,13 @@ type stream struct {
 // count messages tagged tag, interval apart.
 func startStream(t *testing.T, endpoint, tag string, count int, interval time.Duration) *stream {
 	t.Helper()
-	p := startPeer(t, "--type=PUSH", "--connect="+endpoint)
+	p := startPeer(t, pypeer.Options{Type: "PUSH", Connect: endpoint})
 	s := &stream{tag: tag, count: count, done: make(chan error, 1)}
-	go func() { s.done <- p.sendRepeat(count, interval, b(tag), b("payload")) }()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
+		defer cancel()
+		s.done <- p.Publish(ctx, count, interval, b(tag), b("payload"))
+	}()
 	return s
 }
 
@@ -59,8 +64,8 @@ func canDial(t *testing.T, addr string, key keygen.KeyPair, server keygen.Public
 // identity of the client key its connection was made with.
 func TestSidecarRotationLosesNothing(t *testing.T) {
 	w := newWorld(t)
-	app := startPeer(t, "--type=PULL", "--bind=tcp://127.0.0.1:*")
-	in := w.start(w.inbound(app.addr()))
+	app := startPeer(t, pypeer.Options{Type: "PULL", Bind: "tcp://127.0.0.1:*"})
+	in := w.start(w.inbound(app.Addr()))
 	out := w.start(w.outbound(in.endpoint("server")))
 	inAddr := in.Addr("server").String()
 	route := out.endpoint("client")
@@ -136,7 +141,7 @@ func TestSidecarRotationLosesNothing(t *testing.T) {
 	got := map[string]int{}
 	users := map[string]map[string]bool{}
 	for n := 0; n < total; n++ {
-		ev, err := app.tryRecv(5*time.Second, "User-Id")
+		ev, err := tryRecv(app, 5*time.Second, "User-Id")
 		if err != nil {
 			break
 		}
@@ -145,14 +150,14 @@ func TestSidecarRotationLosesNothing(t *testing.T) {
 		if users[tag] == nil {
 			users[tag] = map[string]bool{}
 		}
-		users[tag][prop(ev, "User-Id")] = true
+		users[tag][ev.Prop("User-Id")] = true
 	}
 	for tag, n := range want {
 		if got[tag] != n {
 			t.Errorf("stream %s: %d of %d messages arrived", tag, got[tag], n)
 		}
 	}
-	if extra, err := app.tryRecv(200 * time.Millisecond); err == nil {
+	if extra, err := tryRecv(app, 200*time.Millisecond); err == nil {
 		t.Errorf("an unexpected message arrived: %s", describe(extra.Parts))
 	}
 	wantUser := map[string]string{

@@ -1,7 +1,7 @@
 package curve
 
 // Interoperability with the reference implementation: libzmq 4.3 through
-// pyzmq (zmtp/testdata/pypeer.py, driven by zmtp/internal/pypeer), in both
+// pyzmq (zmtp/testdata/pypeer.py, driven by internal/pypeer), in both
 // directions, over TCP through the zmtp engine.
 
 import (
@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zmqauth/zmqauth/internal/pypeer"
 	"github.com/zmqauth/zmqauth/internal/testenv"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zmtp"
-	"github.com/zmqauth/zmqauth/zmtp/internal/pypeer"
 )
 
 // interopSizes straddle the short/long frame boundary and include a large

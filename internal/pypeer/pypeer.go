@@ -8,8 +8,14 @@
 // stopped at test cleanup. The script's header documents every flag and
 // operation; Options mirrors the flags.
 //
-// It does not import zmtp, so the zmtp package's own tests and those of
-// zmtp/curve can both use it.
+// It lives in the repository's top internal directory so that the tests of
+// zmtp, of zmtp/curve and of test/interop all share this one driver, and it
+// does not import zmtp, so the zmtp package's own tests can use it.
+//
+// The peer's command line carries CURVE secret keys. Nothing this package
+// prints or returns shows one: the command line is logged through
+// redactedArgs, Options formats itself the same way, and the peer's stderr
+// and error messages have every secret-key value cut out (see Peer.Stderr).
 package pypeer
 
 import (
@@ -22,7 +28,6 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -199,16 +204,17 @@ type Peer struct {
 
 	endpoint string
 	waitErr  chan error
+
+	// secrets are the secret-key values on the command line, cut out of
+	// everything the peer prints (see redact).
+	secrets []string
 }
 
-// Script returns the path of pypeer.py.
+// Script returns the path of pypeer.py, which stays with the zmtp tests'
+// other test data in zmtp/testdata.
 func Script(t testing.TB) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("pypeer: cannot locate source file")
-	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "pypeer.py")
+	return filepath.Join(testenv.RepoRoot(t), "zmtp", "testdata", "pypeer.py")
 }
 
 // Start launches the peer and waits until its socket is bound or connecting.
@@ -222,9 +228,11 @@ func Start(t testing.TB, o Options) *Peer {
 		o.Timeout = 60 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout+5*time.Second)
-	cmd := exec.CommandContext(ctx, python, append([]string{Script(t)}, o.Args()...)...)
+	args := o.Args()
+	cmd := exec.CommandContext(ctx, python, append([]string{Script(t)}, args...)...)
 	cmd.WaitDelay = 2 * time.Second
-	p := &Peer{t: t, cmd: cmd, cancel: cancel, changed: make(chan struct{}), replies: map[int]Event{}, waitErr: make(chan error, 1)}
+	p := &Peer{t: t, cmd: cmd, cancel: cancel, changed: make(chan struct{}), replies: map[int]Event{}, waitErr: make(chan error, 1),
+		secrets: secretValues(args)}
 	cmd.Stderr = &lockedWriter{w: &p.stderr, mu: &p.mu}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -245,7 +253,7 @@ func Start(t testing.TB, o Options) *Peer {
 	t.Cleanup(func() {
 		_ = p.Close()
 		if t.Failed() {
-			t.Logf("pypeer %v stderr:\n%s", redactedArgs(o.Args()), p.Stderr())
+			t.Logf("pypeer %v stderr:\n%s", redactedArgs(args), p.Stderr())
 		}
 	})
 	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -277,7 +285,7 @@ func (p *Peer) readLoop(stdout io.Reader) {
 	for sc.Scan() {
 		var ev Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			ev = Event{Event: "error", Error: "pypeer: bad output line: " + sc.Text()}
+			ev = Event{Event: "error", Error: "pypeer: bad output line: " + p.redact(sc.Text())}
 		}
 		p.mu.Lock()
 		if ev.ID != 0 {
@@ -304,11 +312,13 @@ func (p *Peer) Endpoint() string { return p.endpoint }
 // Addr is Endpoint without its "tcp://" prefix.
 func (p *Peer) Addr() string { return strings.TrimPrefix(p.endpoint, "tcp://") }
 
-// Stderr returns what the peer wrote to stderr so far.
+// Stderr returns what the peer wrote to stderr so far, with every secret
+// key of its command line cut out (Python's argparse, for one, repeats a
+// flag it rejects).
 func (p *Peer) Stderr() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.stderr.String()
+	return p.redact(p.stderr.String())
 }
 
 // Events returns the unsolicited events so far (ready, monitor, exit).
@@ -350,6 +360,36 @@ func (p *Peer) WaitMonitor(ctx context.Context, name string) (Event, error) {
 	return p.WaitEvent(ctx, func(e Event) bool { return e.Event == "monitor" && e.Name == name })
 }
 
+// WaitMonitorAfter waits for the monitor event name after the first after
+// of them, i.e. for its (after+1)th occurrence since the start. With
+// MonitorCount it waits for the next one when earlier ones may already have
+// arrived: n := p.MonitorCount("DISCONNECTED"); ...; p.WaitMonitorAfter(ctx,
+// "DISCONNECTED", n). WaitMonitor is WaitMonitorAfter with after 0.
+func (p *Peer) WaitMonitorAfter(ctx context.Context, name string, after int) (Event, error) {
+	seen := 0
+	// WaitEvent calls match once per event, in order.
+	return p.WaitEvent(ctx, func(e Event) bool {
+		if e.Event != "monitor" || e.Name != name {
+			return false
+		}
+		seen++
+		return seen > after
+	})
+}
+
+// MonitorCount returns how many monitor events named name arrived so far.
+func (p *Peer) MonitorCount(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, e := range p.events {
+		if e.Event == "monitor" && e.Name == name {
+			n++
+		}
+	}
+	return n
+}
+
 // MonitorNames returns the names of the monitor events so far.
 func (p *Peer) MonitorNames() []string {
 	var names []string
@@ -386,7 +426,7 @@ func (p *Peer) Do(ctx context.Context, op map[string]any) (Event, error) {
 		p.mu.Unlock()
 		if ok {
 			if ev.Event == "error" {
-				return ev, fmt.Errorf("pypeer: %v: %s", op["op"], ev.Error)
+				return ev, fmt.Errorf("pypeer: %v: %s", op["op"], p.redact(ev.Error))
 			}
 			return ev, nil
 		}
@@ -407,8 +447,9 @@ func (p *Peer) Send(ctx context.Context, parts ...[]byte) error {
 	return err
 }
 
-// Publish sends the same message repeat times, interval apart (a PUB drops
-// messages until a subscription has arrived).
+// Publish sends the same message repeat times, interval apart, on any
+// socket type: for a PUB, which drops messages until a subscription has
+// arrived, or for a steady stream of traffic.
 func (p *Peer) Publish(ctx context.Context, repeat int, interval time.Duration, parts ...[]byte) error {
 	_, err := p.Do(ctx, map[string]any{"op": "send", "parts": parts, "repeat": repeat, "interval_ms": interval.Milliseconds()})
 	return err
@@ -418,16 +459,44 @@ func (p *Peer) Publish(ctx context.Context, repeat int, interval time.Duration, 
 var ErrTimeout = errors.New("pypeer: timed out")
 
 // Recv receives one message within timeout, with the message properties
-// named in props (e.g. "User-Id", "Socket-Type").
+// named in props (e.g. "User-Id", "Socket-Type") as read from its first
+// part.
 func (p *Peer) Recv(ctx context.Context, timeout time.Duration, props ...string) (Event, error) {
+	return p.recv(ctx, timeout, 0, props)
+}
+
+// RecvLast is Recv reading the properties from the message's last part
+// instead: a ROUTER's first part is the routing id it made itself, which
+// carries no metadata, while every part of a message that came off the
+// wire carries the connection's.
+func (p *Peer) RecvLast(ctx context.Context, timeout time.Duration, props ...string) (Event, error) {
+	return p.recv(ctx, timeout, -1, props)
+}
+
+// recv receives one message, reading props from part propsPart (-1 is the
+// last).
+func (p *Peer) recv(ctx context.Context, timeout time.Duration, propsPart int, props []string) (Event, error) {
 	if props == nil {
 		props = []string{}
 	}
-	ev, err := p.Do(ctx, map[string]any{"op": "recv", "timeout_ms": timeout.Milliseconds(), "props": props})
+	op := map[string]any{"op": "recv", "timeout_ms": timeout.Milliseconds(), "props": props}
+	if propsPart != 0 {
+		op["props_part"] = propsPart
+	}
+	ev, err := p.Do(ctx, op)
 	if err == nil && ev.Event == "timeout" {
 		return ev, ErrTimeout
 	}
 	return ev, err
+}
+
+// Prop returns the received message's property name, "" when the peer
+// reported it absent or it was not asked for.
+func (e Event) Prop(name string) string {
+	if v := e.Props[name]; v != nil {
+		return *v
+	}
+	return ""
 }
 
 // Echo receives and sends back count messages, each within timeout.
@@ -469,15 +538,52 @@ func (p *Peer) Close() error {
 	return err
 }
 
+// isSecretFlag reports whether the flag --name=value carries a secret key
+// (--curve-secret-key, or any such flag passed through Options.Extra).
+func isSecretFlag(name string) bool { return strings.Contains(name, "secret") }
+
 // redactedArgs returns args with the value of every secret-key flag
-// replaced, so a failing test never prints a secret key.
+// replaced, and those values cut out of the other flags too (a key passed
+// again through Options.Extra), so a failing test never prints a secret
+// key. It is the only form in which this package prints the command line.
 func redactedArgs(args []string) []string {
+	secrets := secretValues(args)
 	out := make([]string, len(args))
 	for i, a := range args {
-		if name, _, ok := strings.Cut(a, "="); ok && strings.Contains(name, "secret") {
+		if name, _, ok := strings.Cut(a, "="); ok && isSecretFlag(name) {
 			a = name + "=[redacted]"
 		}
-		out[i] = a
+		out[i] = redactValues(a, secrets)
 	}
 	return out
+}
+
+// secretValues returns the values of the secret-key flags in args.
+func secretValues(args []string) []string {
+	var out []string
+	for _, a := range args {
+		if name, v, ok := strings.Cut(a, "="); ok && isSecretFlag(name) && v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// redact cuts the peer's secret keys out of s, the text of its stderr or of
+// an error it reported.
+func (p *Peer) redact(s string) string { return redactValues(s, p.secrets) }
+
+// redactValues replaces every occurrence of each of secrets in s.
+func redactValues(s string, secrets []string) string {
+	for _, x := range secrets {
+		s = strings.ReplaceAll(s, x, "[redacted]")
+	}
+	return s
+}
+
+// Format prints o as its command line with the secret keys redacted, for
+// every verb (%v, %+v, %#v, %s), so a test that prints its Options shows no
+// secret key.
+func (o Options) Format(f fmt.State, verb rune) {
+	fmt.Fprint(f, strings.Join(redactedArgs(o.Args()), " "))
 }
