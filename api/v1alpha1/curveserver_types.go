@@ -147,6 +147,12 @@ type CurveServerStatus struct {
 	// +optional
 	PreviousPublicKey string `json:"previousPublicKey,omitempty"`
 
+	// NextPublicKey is the key this server will switch to at its next
+	// rotation step (Z85), staged while its sidecars learn to accept it;
+	// clients are given it only at the switch.
+	// +optional
+	NextPublicKey string `json:"nextPublicKey,omitempty"`
+
 	// KeyRevision counts the keypairs this server has had: 1 for the first,
 	// one more at every rotation.
 	// +optional

@@ -40,7 +40,7 @@ type Fields struct {
 	PublicKey         *string
 	PreviousPublicKey *string
 	// NextPublicKey is nil for kinds whose status does not publish a
-	// staged next key (CurveServer: its sidecars read it from the Secret).
+	// staged next key.
 	NextPublicKey       *string
 	KeyRevision         *int64
 	LastRotationTime    **metav1.Time
@@ -69,6 +69,7 @@ func ServerKind() Kind {
 				ReadyFrom:           ready,
 				PublicKey:           &s.PublicKey,
 				PreviousPublicKey:   &s.PreviousPublicKey,
+				NextPublicKey:       &s.NextPublicKey,
 				KeyRevision:         &s.KeyRevision,
 				LastRotationTime:    &s.LastRotationTime,
 				NextRotationTime:    &s.NextRotationTime,
