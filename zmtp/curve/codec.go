@@ -6,10 +6,10 @@ import (
 	"math"
 	"slices"
 
-	"golang.org/x/crypto/poly1305"
 	"golang.org/x/crypto/salsa20/salsa"
 
 	"github.com/zmqauth/zmqauth/zmtp"
+	"github.com/zmqauth/zmqauth/zmtp/curve/internal/poly1305"
 	"github.com/zmqauth/zmqauth/zmtp/curve/internal/salsa20"
 )
 

@@ -12,13 +12,16 @@
 // codecs and the handshake state machine; the cryptography comes from the
 // standard library and golang.org/x/crypto: X25519 from crypto/ecdh, the NaCl
 // box key derivation from salsa20/salsa.HSalsa20 (what crypto_box_beforenm
-// does), and XSalsa20-Poly1305 from nacl/secretbox, or from salsa20/salsa and
-// poly1305 directly for MESSAGE, where the flags byte and the payload are
-// encrypted without first being copied together. The one exception is an
-// AVX2 Salsa20 for MESSAGE data (internal/salsa20), used only in builds with
-// GOEXPERIMENT=simd, because x/crypto's SSE2 Salsa20 bounds throughput at
-// large frames; it is tested to equal x/crypto's output. Tests check every
-// box against golang.org/x/crypto/nacl/box.
+// does), and XSalsa20-Poly1305 from nacl/secretbox, or, for MESSAGE, from
+// Salsa20 and Poly1305 used directly, so that the flags byte and the payload
+// are encrypted without first being copied together. Those two are the
+// exception, this module's own, because x/crypto's SSE2 Salsa20 and scalar
+// Poly1305 bound throughput at large frames: internal/salsa20 (an AVX2
+// Salsa20 that falls back to x/crypto's salsa20/salsa) and internal/poly1305
+// (Poly1305 in Go with an AVX2 path for long messages). Their AVX2 code is
+// used only in builds with GOEXPERIMENT=simd, and both are tested to equal
+// x/crypto's output. Tests check every box against
+// golang.org/x/crypto/nacl/box.
 //
 // Wire details follow libzmq 4.3: HELLO is 200 bytes (version 1.0, 72 zero
 // bytes of anti-amplification padding); short nonces start at 1 and strictly
