@@ -104,33 +104,35 @@ func rotl(v archsimd.Uint32x8, k uint64, r archsimd.Uint32x8) archsimd.Uint32x8 
 // vector add, rotate and xor for all eight blocks; the result is transposed
 // back to eight consecutive 64-byte blocks before the xor with in.
 func xorChunks(out, in []byte, counter *[32]byte, key *[32]byte) {
-	load := archsimd.LoadUint32x8
+	// The loads are written out in full: through a function value
+	// (load := archsimd.LoadUint32x8) each one was a call, not an
+	// instruction.
 	kv := archsimd.LoadUint8x32(key).AsUint32x8()
 	cv := archsimd.LoadUint8x32(counter).AsUint32x8()
 	// The state of one block, as x/crypto's core lays it out: the constant
 	// in words 0, 5, 10, 15, the key in 1-4 and 11-14, the nonce in 6-7 and
 	// the block counter in 8-9.
-	j0 := load(&sigma[0])
-	j1 := kv.Permute(load(&splat[0]))
-	j2 := kv.Permute(load(&splat[1]))
-	j3 := kv.Permute(load(&splat[2]))
-	j4 := kv.Permute(load(&splat[3]))
-	j5 := load(&sigma[1])
-	j6 := cv.Permute(load(&splat[0]))
-	j7 := cv.Permute(load(&splat[1]))
-	j10 := load(&sigma[2])
-	j11 := kv.Permute(load(&splat[4]))
-	j12 := kv.Permute(load(&splat[5]))
-	j13 := kv.Permute(load(&splat[6]))
-	j14 := kv.Permute(load(&splat[7]))
-	j15 := load(&sigma[3])
-	r7, r9, r13, r18 := load(&rightBy[0]), load(&rightBy[1]), load(&rightBy[2]), load(&rightBy[3])
+	j0 := archsimd.LoadUint32x8(&sigma[0])
+	j1 := kv.Permute(archsimd.LoadUint32x8(&splat[0]))
+	j2 := kv.Permute(archsimd.LoadUint32x8(&splat[1]))
+	j3 := kv.Permute(archsimd.LoadUint32x8(&splat[2]))
+	j4 := kv.Permute(archsimd.LoadUint32x8(&splat[3]))
+	j5 := archsimd.LoadUint32x8(&sigma[1])
+	j6 := cv.Permute(archsimd.LoadUint32x8(&splat[0]))
+	j7 := cv.Permute(archsimd.LoadUint32x8(&splat[1]))
+	j10 := archsimd.LoadUint32x8(&sigma[2])
+	j11 := kv.Permute(archsimd.LoadUint32x8(&splat[4]))
+	j12 := kv.Permute(archsimd.LoadUint32x8(&splat[5]))
+	j13 := kv.Permute(archsimd.LoadUint32x8(&splat[6]))
+	j14 := kv.Permute(archsimd.LoadUint32x8(&splat[7]))
+	j15 := archsimd.LoadUint32x8(&sigma[3])
+	r7, r9, r13, r18 := archsimd.LoadUint32x8(&rightBy[0]), archsimd.LoadUint32x8(&rightBy[1]), archsimd.LoadUint32x8(&rightBy[2]), archsimd.LoadUint32x8(&rightBy[3])
 
 	// Lane i of words 8 and 9 is the block counter ctr+i; ctr is kept as a
 	// scalar too, to see when the low word carries.
 	ctr := binary.LittleEndian.Uint64(counter[8:])
-	lo := cv.Permute(load(&splat[2])).Add(load(&laneIndex))
-	hi := cv.Permute(load(&splat[3]))
+	lo := cv.Permute(archsimd.LoadUint32x8(&splat[2])).Add(archsimd.LoadUint32x8(&laneIndex))
+	hi := cv.Permute(archsimd.LoadUint32x8(&splat[3]))
 
 	for len(in) >= chunk && len(out) >= chunk {
 		j8, j9 := lo, hi
@@ -138,9 +140,9 @@ func xorChunks(out, in []byte, counter *[32]byte, key *[32]byte) {
 			// The low word wraps in this chunk or right after it: the
 			// high word differs between lanes or for the next chunk.
 			j8, j9 = counterLanes(ctr)
-			hi = load(&splat[1]).Add(hi)
+			hi = archsimd.LoadUint32x8(&splat[1]).Add(hi)
 		}
-		lo = lo.Add(load(&eight))
+		lo = lo.Add(archsimd.LoadUint32x8(&eight))
 		ctr += 8
 
 		x0, x1, x2, x3, x4, x5, x6, x7 := j0, j1, j2, j3, j4, j5, j6, j7
