@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/keys/keystest"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/internal/testenv"
 )
 
 func TestParseRotateTarget(t *testing.T) {
@@ -52,24 +52,6 @@ func TestParseRotateTarget(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a strings.Builder safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // waitReadyz polls http://addr/readyz until it answers 200 or timeout
@@ -212,7 +194,7 @@ func TestManagerAndRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	inboundAdmin, outboundAdmin := freeAddr(t), freeAddr(t)
-	var inLog, outLog syncBuffer
+	var inLog, outLog testenv.LogBuffer
 	sidecarsDone := make(chan int, 2)
 	go func() {
 		sidecarsDone <- run(ctx, []string{"sidecar", "inbound", "--kubeconfig", kubeconfig,

@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zmqauth/zmqauth/internal/pypeer"
+	"github.com/zmqauth/zmqauth/internal/testenv"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zap/keyfiles"
 	"github.com/zmqauth/zmqauth/zap/sidecar"
@@ -84,24 +84,6 @@ func waitMonitor(t *testing.T, p *pypeer.Peer, name string, after int, limit tim
 	if _, err := p.WaitMonitorAfter(ctx, name, after); err != nil {
 		t.Fatalf("no %s monitor event within %v", name, limit)
 	}
-}
-
-// lockedBuffer is a concurrency-safe buffer, for a sidecar's logs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // world is the files of one server and one client identity, as the
@@ -263,14 +245,14 @@ func (w *world) outbound(server string) sidecar.Config {
 // runningSidecar is a sidecar run in-process by a test.
 type runningSidecar struct {
 	*sidecar.Sidecar
-	logs *lockedBuffer
+	logs *testenv.LogBuffer
 }
 
 // start opens and runs a sidecar until cleanup, then checks that it
 // stopped and that its logs hold no secret key.
 func (w *world) start(cfg sidecar.Config) *runningSidecar {
 	w.t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	s, err := sidecar.Open(context.Background(), cfg, sidecar.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		w.t.Fatalf("sidecar: %v", err)

@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zmqauth/zmqauth/internal/testenv"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zap/keyfiles"
 	"github.com/zmqauth/zmqauth/zmtp"
@@ -100,28 +100,10 @@ func allow(t *testing.T, dir, name string, kp keygen.KeyPair) {
 	writeFile(t, filepath.Join(dir, name+".key"), data, 0o644)
 }
 
-// logBuffer is a concurrency-safe log sink.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // running is a sidecar run by a test.
 type running struct {
 	*Sidecar
-	logs *logBuffer
+	logs *testenv.LogBuffer
 }
 
 // startSidecar opens and runs a sidecar until cleanup, when it checks that
@@ -134,7 +116,7 @@ func startSidecar(t *testing.T, cfg Config, sec *secrets) *running {
 // startSidecarWith is startSidecar with options (its Logger is replaced).
 func startSidecarWith(t *testing.T, cfg Config, opts Options, sec *secrets) *running {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := Open(context.Background(), cfg, opts)
 	if err != nil {
