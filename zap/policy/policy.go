@@ -164,8 +164,14 @@ func (p *Policy) Authenticate(ctx context.Context, req *zmtp.AuthRequest) zmtp.A
 // (allowlisted) for a key in the allowlist in force, else audit_pass.
 // Authenticate counts refusals itself; accepted handshakes are counted by
 // the relay, once, when the session is up, so a handshake that passes the
-// allowlist but fails later is not counted twice.
+// allowlist but fails later is not counted twice. In enforce mode every
+// established session was allowlisted when it was authenticated, whatever
+// the list in force says by now (a rotation or revocation may have swapped
+// it while the relay reached the application).
 func (p *Policy) Verdict(key []byte) (result, reason string) {
+	if p.mode != Audit {
+		return metrics.ResultAccepted, metrics.ReasonAllowlisted
+	}
 	if list := p.list.Load(); list != nil {
 		if _, ok := list.Lookup(key); ok {
 			return metrics.ResultAccepted, metrics.ReasonAllowlisted

@@ -241,3 +241,31 @@ func TestParseMode(t *testing.T) {
 		}
 	}
 }
+
+// TestVerdictAfterListChanged authenticates a client, then swaps in an
+// allowlist without its key before the session is counted (a rotation or
+// revocation while the relay reaches the application): in enforce mode the
+// session still counts as accepted, never as an audit pass; in audit mode
+// the list in force decides.
+func TestVerdictAfterListChanged(t *testing.T) {
+	key := newKey(t)
+	for _, tt := range []struct {
+		mode                   policy.Mode
+		wantResult, wantReason string
+	}{
+		{policy.Enforce, metrics.ResultAccepted, metrics.ReasonAllowlisted},
+		{policy.Audit, metrics.ResultAuditPass, metrics.ReasonNotInAllowlist},
+	} {
+		t.Run(string(tt.mode), func(t *testing.T) {
+			p := policy.New("orders", tt.mode, metrics.New(prometheus.NewRegistry()), nil)
+			p.SetAllowlist(allowlist.New(allowlist.Entry{Key: key, Identity: "team-a/frontend", Source: "team-a.frontend.key"}))
+			if res := p.Authenticate(context.Background(), curve(key)); res.StatusCode != 200 {
+				t.Fatalf("listed key refused: %d %q", res.StatusCode, res.StatusText)
+			}
+			p.SetAllowlist(allowlist.New())
+			if result, reason := p.Verdict(key[:]); result != tt.wantResult || reason != tt.wantReason {
+				t.Errorf("Verdict = %s/%s, want %s/%s", result, reason, tt.wantResult, tt.wantReason)
+			}
+		})
+	}
+}
