@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -110,7 +108,7 @@ func (b *bench) scale(ctx context.Context, rep *report) error {
 		"every server's allowlist. **On allowlists** is the time from the first create until every allowlist "+
 		"ConfigMap (watched) holds exactly the expected files; **Authorized** and **Ready** until every CurveClient's "+
 		"status says so (its Authorized condition, written by the distribution controller once its key is on the allowlist; "+
-		"its Ready condition, which the keys controller then updates). Afterwards every allowlist entry is checked "+
+		"its Ready condition, written with it and kept true to the detail conditions by the keys controller). Afterwards every allowlist entry is checked "+
 		"against its client's Secret (same public key, key revision 1: no key was generated twice). **Peak RSS** is "+
 		"the manager's VmHWM. CPU is user + system seconds of each process from the first create until every client "+
 		"is Ready. Goals at N = %s: on allowlists ≤ %s, peak RSS ≤ %d MiB, and time "+
@@ -353,19 +351,16 @@ type scaleManager struct {
 // the webhook (no --sidecar-image: no injector) and leader election, and
 // waits until it is ready.
 func (b *bench) startManager(ctx context.Context, kubeconfig string, n int) (*scaleManager, error) {
-	probe, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	m := &scaleManager{}
-	if m.metrics, err = freeAddr(); err != nil {
-		return nil, err
+	probe := freePort()
+	m := &scaleManager{metrics: freePort()}
+	if probe == "" || m.metrics == "" {
+		return nil, fmt.Errorf("no free port on 127.0.0.1")
 	}
 	args := []string{b.zmqauth, "manager", "--kubeconfig", kubeconfig,
 		"--metrics-bind-address", m.metrics, "--health-probe-bind-address", probe}
 	if b.o.scaleProfile != "" {
-		if m.pprof, err = freeAddr(); err != nil {
-			return nil, err
+		if m.pprof = freePort(); m.pprof == "" {
+			return nil, fmt.Errorf("no free port on 127.0.0.1")
 		}
 		args = append(args, "--pprof-bind-address", m.pprof)
 	}
@@ -378,6 +373,7 @@ func (b *bench) startManager(ctx context.Context, kubeconfig string, n int) (*sc
 	} else if limit != "" {
 		env = []string{"GOMEMLIMIT=" + limit}
 	}
+	var err error
 	if m.proc, err = b.procs.startEnv(fmt.Sprintf("manager-%d", n), env, args...); err != nil {
 		return nil, err
 	}
@@ -804,41 +800,6 @@ func parseCounts(s string) ([]int, error) {
 		return nil, errors.New("-scale-clients: no count given")
 	}
 	return out, nil
-}
-
-// freeAddr returns a free 127.0.0.1 address.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// waitHTTP polls url until it answers 200, the process exits, or timeout.
-func waitHTTP(ctx context.Context, p *proc, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited (%v)%s", p.name, p.waitErr, p.logTail())
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %s not ready: %w%s", p.name, url, ctx.Err(), p.logTail())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // fSeconds formats a duration in seconds.

@@ -300,13 +300,19 @@ func (b *bench) startOutbound(ctx context.Context, server string) (*sidecarProc,
 
 // waitReady polls /readyz until it answers 200, for at most 15 s.
 func (s *sidecarProc) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	return waitHTTP(ctx, s.proc, "http://"+s.admin+"/readyz", 15*time.Second)
+}
+
+// waitHTTP polls url until it answers 200, the process exits, or timeout;
+// the error says what it answered last.
+func waitHTTP(ctx context.Context, p *proc, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last string
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.admin+"/readyz", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
-			return fmt.Errorf("readyz request: %w", err)
+			return fmt.Errorf("%s: %w", url, err)
 		}
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
@@ -319,10 +325,10 @@ func (s *sidecarProc) waitReady(ctx context.Context) error {
 			last = err.Error()
 		}
 		select {
-		case <-s.proc.done:
-			return fmt.Errorf("%s exited before it was ready%s", s.proc.name, s.proc.logTail())
+		case <-p.done:
+			return fmt.Errorf("%s exited before it was ready (%v)%s", p.name, p.waitErr, p.logTail())
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready (last: %s): %w%s", s.proc.name, last, ctx.Err(), s.proc.logTail())
+			return fmt.Errorf("%s: %s not ready (last: %s): %w%s", p.name, url, last, ctx.Err(), p.logTail())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
