@@ -3,7 +3,6 @@ package distribution
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -136,7 +135,7 @@ func (r *ClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		return ctrl.Result{}, nil
 	}
 
-	views, err := r.servers(ctx, &cc)
+	views, err := readServers(ctx, r.Client, &cc)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -203,11 +202,6 @@ func (r *ClientReconciler) pendingGrace(cc *v1alpha1.CurveClient, entries []v1al
 		return 0
 	}
 	return PendingGrace - age
-}
-
-// servers reads every server cc names, once each, in spec order.
-func (r *ClientReconciler) servers(ctx context.Context, cc *v1alpha1.CurveClient) ([]serverView, error) {
-	return readServers(ctx, r.Client, cc)
 }
 
 // readServers reads every server cc names, once each, in spec order.
@@ -301,42 +295,24 @@ func (r *ClientReconciler) writeServerKeys(ctx context.Context, cc *v1alpha1.Cur
 		}
 		return false, fmt.Errorf("apply server keys to Secret %s: %w", key, err)
 	}
-	if err := r.removeStaleServerFiles(ctx, ac, want); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return false, nil
+	// The apply leaves files another field manager also owns: the keys
+	// controller's, written when it created the Secret (ServerKeyFiles), or
+	// someone's edit. Remove those explicitly.
+	var stale []string
+	for k := range ac.Data {
+		if _, ok := want[k]; !ok && strings.HasPrefix(k, secretlayout.ServerKeyPrefix) {
+			stale = append(stale, k)
 		}
-		return false, err
+	}
+	if err := keys.RemoveSecretEntries(ctx, r.Client, ac, stale, nil, FieldOwner); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			// The current files are in; the newer version's event brings
+			// the stale ones back to this reconciler.
+			return true, nil
+		}
+		return false, fmt.Errorf("remove stale server keys: %w", err)
 	}
 	return true, nil
-}
-
-// removeStaleServerFiles deletes server key files the apply meant to
-// remove but that survived because another field manager also owns them:
-// the keys controller, which wrote the first ones when it created the
-// Secret (ServerKeyFiles), or someone who edited them. It is a JSON merge
-// patch on the version the apply produced, so it cannot undo a newer write.
-func (r *ClientReconciler) removeStaleServerFiles(ctx context.Context, got *corev1ac.SecretApplyConfiguration, want map[string][]byte) error {
-	stale := map[string]any{}
-	for k := range got.Data {
-		if _, ok := want[k]; !ok && strings.HasPrefix(k, secretlayout.ServerKeyPrefix) {
-			stale[k] = nil
-		}
-	}
-	if len(stale) == 0 {
-		return nil
-	}
-	raw, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"resourceVersion": *got.ResourceVersion},
-		"data":     stale,
-	})
-	if err != nil {
-		return fmt.Errorf("remove stale server keys: %w", err)
-	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: *got.Name, Namespace: *got.Namespace}}
-	if err := r.Client.Patch(ctx, s, client.RawPatch(types.MergePatchType, raw), client.FieldOwner(FieldOwner)); err != nil {
-		return fmt.Errorf("remove stale server keys from Secret %s/%s: %w", s.Namespace, s.Name, err)
-	}
-	return nil
 }
 
 // serverFilesEqual reports whether data holds exactly the server key files

@@ -106,24 +106,42 @@ func (k Kind) ApplyState(ctx context.Context, c client.Client, obj client.Object
 
 // removeLeftovers deletes key-state entries that the apply meant to remove
 // but that survived because another field manager also owned them (someone
-// edited them by hand). It is a JSON merge patch on the version the apply
-// produced, so it cannot undo a newer write.
+// edited them by hand).
 func removeLeftovers(ctx context.Context, c client.Client, got *corev1ac.SecretApplyConfiguration, data map[string][]byte, ann map[string]string) error {
-	patch := map[string]any{}
-	dataNull := map[string]any{}
+	var dataKeys, annKeys []string
 	for _, key := range managedData {
 		if _, want := data[key]; !want {
-			if _, has := got.Data[key]; has {
-				dataNull[key] = nil
-			}
+			dataKeys = append(dataKeys, key)
+		}
+	}
+	for _, key := range managedAnnotations {
+		if _, want := ann[key]; !want {
+			annKeys = append(annKeys, key)
+		}
+	}
+	if err := RemoveSecretEntries(ctx, c, got, dataKeys, annKeys, FieldOwner); err != nil {
+		return fmt.Errorf("remove stale key state: %w", err)
+	}
+	return nil
+}
+
+// RemoveSecretEntries deletes the data keys and annotations named from the
+// Secret a server-side apply returned (got), skipping those it does not
+// hold. An apply removes only what no other field manager owns; this is
+// for the rest. It is a JSON merge patch, by owner, on the version the
+// apply produced, so it cannot undo a newer write (that fails with a
+// Conflict). Nothing is written when there is nothing to remove.
+func RemoveSecretEntries(ctx context.Context, c client.Client, got *corev1ac.SecretApplyConfiguration, dataKeys, annotations []string, owner string) error {
+	dataNull := map[string]any{}
+	for _, key := range dataKeys {
+		if _, has := got.Data[key]; has {
+			dataNull[key] = nil
 		}
 	}
 	annNull := map[string]any{}
-	for _, key := range managedAnnotations {
-		if _, want := ann[key]; !want {
-			if _, has := got.Annotations[key]; has {
-				annNull[key] = nil
-			}
+	for _, key := range annotations {
+		if _, has := got.Annotations[key]; has {
+			annNull[key] = nil
 		}
 	}
 	if len(dataNull) == 0 && len(annNull) == 0 {
@@ -133,17 +151,17 @@ func removeLeftovers(ctx context.Context, c client.Client, got *corev1ac.SecretA
 	if len(annNull) > 0 {
 		meta["annotations"] = annNull
 	}
-	patch["metadata"] = meta
+	patch := map[string]any{"metadata": meta}
 	if len(dataNull) > 0 {
 		patch["data"] = dataNull
 	}
 	raw, err := json.Marshal(patch)
 	if err != nil {
-		return fmt.Errorf("remove stale key state: %w", err)
+		return err
 	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: *got.Name, Namespace: *got.Namespace}}
-	if err := c.Patch(ctx, s, client.RawPatch(types.MergePatchType, raw), client.FieldOwner(FieldOwner)); err != nil {
-		return fmt.Errorf("remove stale key state from Secret %s/%s: %w", s.Namespace, s.Name, err)
+	if err := c.Patch(ctx, s, client.RawPatch(types.MergePatchType, raw), client.FieldOwner(owner)); err != nil {
+		return fmt.Errorf("patch Secret %s/%s: %w", s.Namespace, s.Name, err)
 	}
 	return nil
 }
