@@ -242,14 +242,26 @@ func mustKey(t *testing.T, s string) []byte {
 	return k[:]
 }
 
-func testClientRotationOverlap(t *testing.T, env *at.Env) {
-	ns := env.Namespace(t, "rot", nil)
+// clientOnAllowlist creates, in a new namespace, the CurveServer "bus" and
+// the CurveClient "c" that names it, and waits until the allowlist holds
+// the client's key. It returns the namespace and the client with its key.
+func clientOnAllowlist(t *testing.T, env *at.Env, prefix string) (string, *v1alpha1.CurveClient) {
+	t.Helper()
+	ns := env.Namespace(t, prefix, nil)
 	env.Create(t, at.Server(ns, "bus"))
 	cc := at.Client(ns, "c", "bus")
 	env.Create(t, cc)
 	cc = at.WaitKey(t, env, cc)
+	file := secretlayout.ClientKeyFile(ns, "c")
+	env.WaitAllowlist(t, ns, "bus", "the client's key", func(cm *corev1.ConfigMap) bool {
+		return strings.Contains(cm.Data[file], cc.Status.PublicKey)
+	})
+	return ns, cc
+}
+
+func testClientRotationOverlap(t *testing.T, env *at.Env) {
+	ns, cc := clientOnAllowlist(t, env, "rot")
 	cur, prev := secretlayout.ClientKeyFile(ns, "c"), secretlayout.PreviousClientKeyFile(ns, "c")
-	env.WaitAllowlist(t, ns, "bus", "current key", func(cm *corev1.ConfigMap) bool { return has(cm, cur) })
 
 	old := cc.Status.PublicKey
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"r1"}}}`, v1alpha1.AnnotationRotate)
@@ -294,14 +306,9 @@ func testClientRotationOverlap(t *testing.T, env *at.Env) {
 // README tells a user whose key leaked: a new keypair replaces it and the
 // allowlist holds the new key and nothing of the old one, with no overlap.
 func testLeakedKeyReplacedAtOnce(t *testing.T, env *at.Env) {
-	ns := env.Namespace(t, "leak", nil)
-	env.Create(t, at.Server(ns, "bus"))
-	cc := at.Client(ns, "c", "bus")
-	env.Create(t, cc)
-	cc = at.WaitKey(t, env, cc)
+	ns, cc := clientOnAllowlist(t, env, "leak")
 	leaked := cc.Status.PublicKey
 	file := secretlayout.ClientKeyFile(ns, "c")
-	env.WaitAllowlist(t, ns, "bus", "the key", func(cm *corev1.ConfigMap) bool { return strings.Contains(cm.Data[file], leaked) })
 
 	env.Delete(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: cc.Spec.SecretName}})
 	cc = env.WaitClient(t, ns, "c", "a new key", func(c *v1alpha1.CurveClient) bool {
