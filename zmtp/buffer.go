@@ -142,11 +142,8 @@ func (b *readBuffer) Read(p []byte) (int, error) {
 			return 0, b.readErr()
 		}
 		if len(p) >= bufferSize {
-			if b.wait != nil {
-				if err := b.wait(); err != nil {
-					return 0, err
-				}
-			}
+			// Straight into p: no pooled buffer is held while the read
+			// blocks, so there is nothing to wait for first.
 			return b.src.Read(p)
 		}
 		b.fill()
@@ -171,7 +168,7 @@ type writeBuffer struct {
 }
 
 // Write buffers p, sending full buffers as they fill; with nothing buffered
-// a p at least as large as the buffer is sent directly.
+// a p larger than the buffer is sent directly.
 func (b *writeBuffer) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > bufferSize-b.n && b.err == nil {

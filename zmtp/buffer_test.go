@@ -20,6 +20,9 @@ func TestIdleConnHoldsNoBuffer(t *testing.T) {
 		_, err := b.ReadMessage()
 		got <- err
 	}()
+	if b.br.wait == nil {
+		t.Fatal("a connection over TCP reads without waiting for readability first: it would block holding a buffer")
+	}
 	time.Sleep(50 * time.Millisecond) // b is now blocked waiting for data
 	if a.br.buf != nil || a.bw.buf != nil {
 		t.Errorf("idle sender holds buffers: read %v, write %v", a.br.buf != nil, a.bw.buf != nil)
@@ -41,6 +44,39 @@ func TestIdleConnHoldsNoBuffer(t *testing.T) {
 	}
 	if b.br.buf != nil {
 		t.Error("the read buffer is still held after everything in it was read")
+	}
+}
+
+// TestWaitReadable checks the wait a reader does before it borrows a
+// buffer: it does not return before the peer sends, and it consumes
+// nothing, so the read that follows gets every byte.
+func TestWaitReadable(t *testing.T) {
+	client, server := tcpPair(t)
+	wait := waitReadable(server)
+	if wait == nil {
+		t.Fatal("no wait for a TCP connection")
+	}
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("wait returned (%v) before the peer sent anything", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, err := client.Write([]byte("xy")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("wait did not return after the peer sent")
+	}
+	got := make([]byte, 2)
+	if _, err := io.ReadFull(server, got); err != nil || string(got) != "xy" {
+		t.Fatalf("after the wait read %q (%v), want \"xy\": the wait consumed bytes", got, err)
 	}
 }
 

@@ -28,12 +28,13 @@ func waitReadable(nc net.Conn) func() error {
 	}
 	var probe [1]byte
 	// Made once: a func literal passed to rc.Read escapes, and the wait runs
-	// before every buffer refill.
+	// before every refill that borrows a buffer.
 	ready := func(fd uintptr) bool {
 		_, _, err := syscall.Recvfrom(int(fd), probe[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		// EAGAIN: nothing yet, let the poller wait. Bytes, the end of the
-		// stream (0, nil) or an error: the read that follows reports it.
-		return !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR)
+		// stream (0, nil) or an error (EINTR included): the read that
+		// follows reports it, or blocks in the poller itself.
+		return !errors.Is(err, syscall.EAGAIN)
 	}
 	return func() error { return rc.Read(ready) }
 }
