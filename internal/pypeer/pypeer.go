@@ -285,8 +285,11 @@ func (p *Peer) readLoop(stdout io.Reader) {
 	for sc.Scan() {
 		var ev Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			ev = Event{Event: "error", Error: "pypeer: bad output line: " + p.redact(sc.Text())}
+			ev = Event{Event: "error", Error: "pypeer: bad output line: " + sc.Text()}
 		}
+		// Redacted once here, so that no event this package returns
+		// carries a secret key the peer echoed.
+		ev.Error = p.redact(ev.Error)
 		p.mu.Lock()
 		if ev.ID != 0 {
 			p.replies[ev.ID] = ev
@@ -426,7 +429,7 @@ func (p *Peer) Do(ctx context.Context, op map[string]any) (Event, error) {
 		p.mu.Unlock()
 		if ok {
 			if ev.Event == "error" {
-				return ev, fmt.Errorf("pypeer: %v: %s", op["op"], p.redact(ev.Error))
+				return ev, fmt.Errorf("pypeer: %v: %s", op["op"], ev.Error)
 			}
 			return ev, nil
 		}
