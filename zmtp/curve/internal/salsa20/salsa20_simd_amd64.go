@@ -148,6 +148,8 @@ func xorChunks(out, in []byte, counter *[32]byte, key *[32]byte) {
 		x0, x1, x2, x3, x4, x5, x6, x7 := j0, j1, j2, j3, j4, j5, j6, j7
 		x8, x9, x10, x11, x12, x13, x14, x15 := j8, j9, j10, j11, j12, j13, j14, j15
 
+		// The two loops below are the same rounds with two rotations; an
+		// edit to one belongs in the other (the tests run both).
 		if useVPROLD {
 			for range 10 {
 				// Column round.
