@@ -121,7 +121,7 @@ func testNewClientStatusWrittenTwice(t *testing.T, env *at.Env) {
 }
 
 // watchWrites watches the objects of list's kind in namespace ns while
-// create runs and returns the events that match selects, until 3 s after
+// create runs and returns the events for which match is true, until 3 s after
 // the first one that done accepts too: long enough for writes that should
 // not come to show.
 func watchWrites(t *testing.T, env *at.Env, list client.ObjectList, ns string, create func(), match, done func(watch.Event) bool) []watch.Event {

@@ -40,7 +40,8 @@ func TestDeletedClientLosesItsLiveSession(t *testing.T) {
 	if v := w.metric(srv.Admin, sessionsMetric, nil); v != 1 {
 		t.Fatalf("inbound sidecar reports %v active sessions before the deletion, want 1", v)
 	}
-	refusedBefore := w.metric(srv.Admin, handshakesMetric, map[string]string{"result": metrics.ResultRefused})
+	notAllowed := map[string]string{"result": metrics.ResultRefused, "reason": metrics.ReasonNotInAllowlist}
+	refusedBefore := w.metric(srv.Admin, handshakesMetric, notAllowed)
 
 	if last := stream.Last(); last.Disconnected != 0 || last.Connected != 1 {
 		t.Fatalf("the session dropped before the client was deleted: %v", last)
@@ -91,8 +92,7 @@ func TestDeletedClientLosesItsLiveSession(t *testing.T) {
 	// (its Secret and mounted keys outlive the CurveClient here): none is
 	// let in.
 	w.poll(15*time.Second, "new connections with the deleted key refused at the inbound sidecar", func() (bool, error) {
-		v, err := demo.Metric(w.ctx, srv.Admin, handshakesMetric, map[string]string{
-			"result": metrics.ResultRefused, "reason": metrics.ReasonNotInAllowlist})
+		v, err := demo.Metric(w.ctx, srv.Admin, handshakesMetric, notAllowed)
 		return v > refusedBefore, err
 	})
 	sum := w.stopStream(stream)
