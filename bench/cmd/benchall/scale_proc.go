@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +17,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/zmqauth/zmqauth/internal/promtext"
 )
 
 // clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat
@@ -115,8 +117,13 @@ type controllerStats struct {
 	queueWaitMean float64 // seconds an item waited in the queue, on average
 }
 
-var metricLine = regexp.MustCompile(`^(\w+)\{([^}]*)\} (\S+)$`)
-var labelPair = regexp.MustCompile(`(\w+)="([^"]*)"`)
+// parseMetrics reads a /metrics answer in the text format.
+func parseMetrics(resp *http.Response) ([]promtext.Sample, error) {
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", resp.Request.URL, resp.Status)
+	}
+	return promtext.Parse(resp.Body)
+}
 
 // scrapeControllers reads the manager's controller-runtime metrics.
 func scrapeControllers(ctx context.Context, url string) ([]controllerStats, error) {
@@ -137,34 +144,21 @@ func scrapeControllers(ctx context.Context, url string) ([]controllerStats, erro
 		}
 		return by[name]
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		m := metricLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		l := map[string]string{}
-		for _, kv := range labelPair.FindAllStringSubmatch(m[2], -1) {
-			l[kv[1]] = kv[2]
-		}
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
-			continue
-		}
-		switch m[1] {
-		case "controller_runtime_reconcile_total":
-			get(l["controller"]).reconciles += v
-		case "controller_runtime_reconcile_time_seconds_sum":
-			get(l["controller"]).seconds += v
-		case "workqueue_queue_duration_seconds_sum":
-			waitSum[l["name"]] += v
-		case "workqueue_queue_duration_seconds_count":
-			waitCount[l["name"]] += v
-		}
-	}
-	if err := sc.Err(); err != nil {
+	samples, err := parseMetrics(resp)
+	if err != nil {
 		return nil, err
+	}
+	for _, m := range samples {
+		switch m.Name {
+		case "controller_runtime_reconcile_total":
+			get(m.Labels["controller"]).reconciles += m.Value
+		case "controller_runtime_reconcile_time_seconds_sum":
+			get(m.Labels["controller"]).seconds += m.Value
+		case "workqueue_queue_duration_seconds_sum":
+			waitSum[m.Labels["name"]] += m.Value
+		case "workqueue_queue_duration_seconds_count":
+			waitCount[m.Labels["name"]] += m.Value
+		}
 	}
 	var out []controllerStats
 	for name, s := range by {
@@ -246,21 +240,17 @@ func scrapeAPIServer(ctx context.Context, cfg *rest.Config) ([]apiStat, error) {
 		return nil, fmt.Errorf("API server metrics: %w", err)
 	}
 	by := map[string]*apiStat{}
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		m := metricLine.FindStringSubmatch(line)
-		if m == nil || (m[1] != "apiserver_request_duration_seconds_sum" && m[1] != "apiserver_request_duration_seconds_count" &&
-			m[1] != "apiserver_request_total") {
+	samples, err := promtext.Parse(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("API server metrics: %w", err)
+	}
+	for _, m := range samples {
+		if m.Name != "apiserver_request_duration_seconds_sum" && m.Name != "apiserver_request_duration_seconds_count" &&
+			m.Name != "apiserver_request_total" {
 			continue
 		}
-		l := map[string]string{}
-		for _, kv := range labelPair.FindAllStringSubmatch(m[2], -1) {
-			l[kv[1]] = kv[2]
-		}
+		l := m.Labels
 		if l["verb"] == "WATCH" || l["verb"] == "CONNECT" {
-			continue
-		}
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
 			continue
 		}
 		what := l["verb"] + " " + l["resource"]
@@ -271,14 +261,14 @@ func scrapeAPIServer(ctx context.Context, cfg *rest.Config) ([]apiStat, error) {
 			by[what] = &apiStat{what: what}
 		}
 		switch {
-		case m[1] == "apiserver_request_total":
+		case m.Name == "apiserver_request_total":
 			if l["code"] == "409" {
-				by[what].conflict += v
+				by[what].conflict += m.Value
 			}
-		case strings.HasSuffix(m[1], "_sum"):
-			by[what].seconds += v
+		case strings.HasSuffix(m.Name, "_sum"):
+			by[what].seconds += m.Value
 		default:
-			by[what].requests += v
+			by[what].requests += m.Value
 		}
 	}
 	var out []apiStat

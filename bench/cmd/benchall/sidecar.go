@@ -6,9 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/zmqauth/zmqauth/internal/promtext"
 )
 
 // Goals of the sidecar benchmarks (the issue's).
@@ -345,25 +347,14 @@ func (s *sidecarProc) metric(ctx context.Context, name string) (string, error) {
 		return "", fmt.Errorf("metrics: %w", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	samples, err := parseMetrics(resp)
 	if err != nil {
-		return "", fmt.Errorf("metrics: %w", err)
+		return "", err
 	}
-	var sum float64
-	found := false
-	for line := range strings.SplitSeq(string(body), "\n") {
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		fields := strings.Fields(line)
-		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
-			sum += v
-			found = true
-		}
-	}
-	if !found {
+	if !slices.ContainsFunc(samples, func(m promtext.Sample) bool { return m.Name == name }) {
 		return "n/a", nil
 	}
+	sum := promtext.Sum(samples, name, nil)
 	return fmt.Sprintf("%.0f", sum), nil
 }
 
