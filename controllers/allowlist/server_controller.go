@@ -162,17 +162,17 @@ func (r *ServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.CurveClient{}, m.clientHandler()).
 		Watches(&v1alpha1.ClusterCurveGrant{}, m.grantHandler()).
 		Watches(&corev1.Namespace{}, m.namespaceHandler()).
-		WithOptions(controller.Options{MaxConcurrentReconciles: MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Complete(r)
 }
 
-// MaxConcurrentReconciles is how many servers' allowlists are computed and
+// maxConcurrentReconciles is how many servers' allowlists are computed and
 // written at once. Each reconcile writes only its own server's ConfigMap and
 // status (the renders and write times they keep are per server, behind a
 // lock), and the work queue never hands one server to two workers. Writing
 // a large allowlist waits for the API server for most of a second, so with
 // two workers ten servers of 1,000 clients queued behind each other.
-const MaxConcurrentReconciles = 4
+const maxConcurrentReconciles = 4
 
 func (r *ServerReconciler) now() time.Time {
 	if r.Now != nil {

@@ -90,16 +90,16 @@ func (r *ClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.CurveServer{}, m.serverHandler()).
 		Watches(&corev1.ConfigMap{}, m.allowlistHandler()).
 		Watches(&v1alpha1.ClusterCurveGrant{}, m.grantHandler()).
-		WithOptions(controller.Options{MaxConcurrentReconciles: MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Complete(r)
 }
 
-// MaxConcurrentReconciles is how many CurveClients the distribution
+// maxConcurrentReconciles is how many CurveClients the distribution
 // controller works on at once. A reconcile writes only its own client's
 // Secret and status, and the work queue never hands one client to two
 // workers; reconciles mostly wait for the API server, so thousands of new
 // clients need more workers than CPUs.
-const MaxConcurrentReconciles = 16
+const maxConcurrentReconciles = 16
 
 func (r *ClientReconciler) now() time.Time {
 	if r.Now != nil {

@@ -81,13 +81,13 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// MaxConcurrentReconciles is how many objects of one kind the reconciler
+// maxConcurrentReconciles is how many objects of one kind the reconciler
 // works on at once. Each object has its own Secret and the work queue
 // never hands one object to two workers, so reconciles of different
 // objects share nothing; a reconcile mostly waits for the API server (read,
 // create the Secret, write the status), so workers beyond the CPUs still
 // add throughput when thousands of objects arrive at once.
-const MaxConcurrentReconciles = 16
+const maxConcurrentReconciles = 16
 
 // SetupWithManager registers the reconciler: it runs on changes of the
 // object's spec, of the Secrets it controls, and of the detail conditions
@@ -101,7 +101,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("keys-"+strings.ToLower(r.Kind.Name)).
 		For(r.Kind.NewObject(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, r.readyStale()))).
 		Owns(&corev1.Secret{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Complete(r)
 }
 
