@@ -31,6 +31,7 @@ import (
 
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/allowlist"
+	"github.com/zmqauth/zmqauth/controllers/keys"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
 	"github.com/zmqauth/zmqauth/internal/localcluster"
 	"github.com/zmqauth/zmqauth/keygen"
@@ -72,6 +73,24 @@ type scaleRun struct {
 	reconciles  []controllerStats
 	api         []apiStat
 }
+
+// scaleMode says what runs besides the driver's creates in one scale run.
+type scaleMode int
+
+const (
+	// withManager runs the real manager: the benchmark itself.
+	withManager scaleMode = iota
+	// createsOnly runs nothing else: the floor the API server sets for the
+	// creates alone.
+	createsOnly
+	// minimalWrites has the driver write, right after each CurveClient, the
+	// least any operator keeping a keypair Secret and a status per client
+	// writes: the client's Secret (as the keys controller makes it) and one
+	// status write holding its key and its conditions. No manager runs:
+	// nothing else is written or watched, so this is a floor for any
+	// implementation of the design on this machine.
+	minimalWrites
+)
 
 // scale is benchmark 5: the operator. For each N it starts a fresh local
 // control plane (internal/localcluster) and the real manager (`zmqauth
@@ -119,7 +138,7 @@ func (b *bench) scale(ctx context.Context, rep *report) error {
 	var errs []error
 	for _, n := range ns {
 		status("scale: N=%d", n)
-		r, err := b.scaleOnce(ctx, n, true)
+		r, err := b.scaleOnce(ctx, n, withManager)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("N=%d: %w", n, err))
 			rep.addf("\n**N = %d failed:** %v\n", n, err)
@@ -185,7 +204,7 @@ func (b *bench) scale(ctx context.Context, rep *report) error {
 	if b.o.scaleFloor {
 		largest := runs[len(runs)-1].n
 		status("scale: N=%d without the manager", largest)
-		f, err := b.scaleOnce(ctx, largest, false)
+		f, err := b.scaleOnce(ctx, largest, createsOnly)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("N=%d without the manager: %w", largest, err))
 			rep.addf("\n**The floor at N = %d failed:** %v\n", largest, err)
@@ -194,6 +213,20 @@ func (b *bench) scale(ctx context.Context, rep *report) error {
 				"CurveClients (and the servers and the grant) in %s s, the API server using %s s of CPU and etcd %s s "+
 				"(load average after: %s).\n", fThousands(f.n), fSeconds(f.created), fSeconds(f.cpu["kube-apiserver"]),
 				fSeconds(f.cpu["etcd"]), f.load)
+		}
+		status("scale: N=%d with the minimal writes, without the manager", largest)
+		m, err := b.scaleOnce(ctx, largest, minimalWrites)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("N=%d with the minimal writes: %w", largest, err))
+			rep.addf("\n**The minimal-writes floor at N = %d failed:** %v\n", largest, err)
+		} else {
+			rep.addf("\nThe floor of the design, again with no manager: the driver created each CurveClient and then "+
+				"wrote what any operator that keeps a keypair Secret and a status per client must write for it, the "+
+				"Secret (as the keys controller makes it) and one status write with the key and the conditions, "+
+				"%d clients at a time. No allowlist, no Event, no watch, no controller logic: %s clients in %s s "+
+				"(%s clients/s), the API server using %s s of CPU and etcd %s s (load average after: %s).\n",
+				scaleWorkers, fThousands(m.n), fSeconds(m.created), fmt.Sprintf("%.0f", float64(m.n)/m.created.Seconds()),
+				fSeconds(m.cpu["kube-apiserver"]), fSeconds(m.cpu["etcd"]), m.load)
 		}
 	}
 
@@ -225,15 +258,15 @@ func (b *bench) scale(ctx context.Context, rep *report) error {
 }
 
 // scaleOnce measures the scenario with n clients on a fresh control plane.
-// Without the manager (withManager false) it measures only the creates: the
-// floor the API server sets on this machine.
-func (b *bench) scaleOnce(ctx context.Context, n int, withManager bool) (r scaleRun, err error) {
+// Without the manager (modes createsOnly and minimalWrites) it measures only
+// the driver's writes: floors this machine sets.
+func (b *bench) scaleOnce(ctx context.Context, n int, mode scaleMode) (r scaleRun, err error) {
 	r.n = n
 	root, err := os.Getwd()
 	if err != nil {
 		return r, err
 	}
-	dir := filepath.Join(b.dir, fmt.Sprintf("scale-%d-%t", n, withManager))
+	dir := filepath.Join(b.dir, fmt.Sprintf("scale-%d-%d", n, mode))
 	startCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	cl, err := localcluster.Start(startCtx, localcluster.Options{
 		AssetsDir: filepath.Join(root, "bin", "k8s"),
@@ -253,7 +286,7 @@ func (b *bench) scaleOnce(ctx context.Context, n int, withManager bool) (r scale
 			err = stopErr
 		}
 	}()
-	if withManager {
+	if mode == withManager {
 		if m, err = b.startManager(ctx, cl.Kubeconfig, n); err != nil {
 			return r, err
 		}
@@ -298,7 +331,7 @@ func (b *bench) scaleOnce(ctx context.Context, n int, withManager bool) (r scale
 	}
 	start := time.Now()
 	w.begin(start)
-	if err := createScenario(runCtx, kube, n, w); err != nil {
+	if err := createScenario(runCtx, kube, n, w, mode == minimalWrites); err != nil {
 		return r, err
 	}
 	r.created = time.Since(start)
@@ -385,7 +418,7 @@ func (b *bench) startManager(ctx context.Context, kubeconfig string, n int) (*sc
 }
 
 // createScenario creates the servers, the grant and the n clients.
-func createScenario(ctx context.Context, kube client.Client, n int, w *scaleWatch) error {
+func createScenario(ctx context.Context, kube client.Client, n int, w *scaleWatch, minimal bool) error {
 	for i := range scaleNamespaces {
 		srv := &v1alpha1.CurveServer{
 			ObjectMeta: metav1.ObjectMeta{Namespace: scaleNamespace(i), Name: scaleServer},
@@ -409,7 +442,7 @@ func createScenario(ctx context.Context, kube client.Client, n int, w *scaleWatc
 	if err := kube.Create(ctx, grant); err != nil {
 		return fmt.Errorf("create ClusterCurveGrant: %w", err)
 	}
-	return createClients(ctx, kube, n, w)
+	return createClients(ctx, kube, n, w, minimal)
 }
 
 // scaleNamespace names the i-th namespace of the scenario.
@@ -451,8 +484,10 @@ func expectedAllowlists(n int) map[string]map[string]bool {
 	return want
 }
 
-// createClients creates the n CurveClients with scaleWorkers workers.
-func createClients(ctx context.Context, kube client.Client, n int, w *scaleWatch) error {
+// createClients creates the n CurveClients with scaleWorkers workers; with
+// minimal set, each worker also writes each client's Secret and status
+// (writeMinimal).
+func createClients(ctx context.Context, kube client.Client, n int, w *scaleWatch, minimal bool) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	work := make(chan int)
@@ -475,6 +510,12 @@ func createClients(ctx context.Context, kube client.Client, n int, w *scaleWatch
 					cancel(fmt.Errorf("create CurveClient %s/%s: %w", ns, name, err))
 					return
 				}
+				if minimal {
+					if err := writeMinimal(ctx, kube, cc); err != nil {
+						cancel(fmt.Errorf("CurveClient %s/%s: %w", ns, name, err))
+						return
+					}
+				}
 				w.created.Add(1)
 			}
 		})
@@ -492,6 +533,45 @@ func createClients(ctx context.Context, kube client.Client, n int, w *scaleWatch
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
 		return err
+	}
+	return nil
+}
+
+// writeMinimal writes what any operator of this design writes for a new
+// client: its keypair Secret, made as the keys controller makes it, and one
+// status write with the key and the conditions it ends with.
+func writeMinimal(ctx context.Context, kube client.Client, cc *v1alpha1.CurveClient) error {
+	kp, err := keygen.GenerateKeyPair(nil)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	st := secretlayout.State{Current: kp, Revision: 1, RotatedAt: now, RotationReason: v1alpha1.ReasonKeyGenerated}
+	secret, err := keys.ClientKind().NewSecret(cc, st)
+	if err != nil {
+		return err
+	}
+	if err := kube.Create(ctx, secret); err != nil {
+		return fmt.Errorf("create Secret: %w", err)
+	}
+	before := cc.DeepCopy()
+	cc.Status.PublicKey = kp.Public.String()
+	cc.Status.KeyRevision = 1
+	cc.Status.LastRotationTime = &metav1.Time{Time: now}
+	cc.Status.ObservedGeneration = cc.Generation
+	for _, ref := range cc.Spec.Servers {
+		cc.Status.Servers = append(cc.Status.Servers, v1alpha1.ServerAuthorization{Name: ref.Name, Namespace: ref.Namespace, Authorized: true})
+	}
+	for _, t := range []string{v1alpha1.ConditionKeyReady, v1alpha1.ConditionRotating, v1alpha1.ConditionAuthorized, v1alpha1.ConditionReady} {
+		status := metav1.ConditionTrue
+		if t == v1alpha1.ConditionRotating {
+			status = metav1.ConditionFalse
+		}
+		meta.SetStatusCondition(&cc.Status.Conditions, metav1.Condition{Type: t, Status: status,
+			Reason: v1alpha1.ReasonReconciled, Message: "written by the benchmark's minimal-writes floor", ObservedGeneration: cc.Generation})
+	}
+	if err := kube.Status().Patch(ctx, cc, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("write status: %w", err)
 	}
 	return nil
 }
