@@ -97,3 +97,48 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per round, want 0", allocs)
 	}
 }
+
+// BenchmarkRoundTripLoopbackNULL measures one 64-byte frame there and back
+// at a time: each read finds its connection idle, so it shows what waiting
+// for and reading a frame from an idle connection costs.
+func BenchmarkRoundTripLoopbackNULL(b *testing.B) {
+	a, z := benchPair(b)
+	payload := make([]byte, 64)
+	errc := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 0, 64)
+		for {
+			f, err := z.ReadFrame(buf)
+			if err != nil {
+				errc <- nil // a's Close at the end
+				return
+			}
+			if err := z.WriteFrame(0, f.Payload); err == nil {
+				err = z.Flush()
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 0, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := a.WriteFrame(0, payload); err != nil {
+			b.Fatal(err)
+		}
+		if err := a.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := a.ReadFrame(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	_ = a.Close()
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+}

@@ -21,15 +21,30 @@ var buffers = sync.Pool{New: func() any { return new([bufferSize]byte) }}
 
 // readBuffer is the read side's buffer: the subset of bufio.Reader the
 // decoders use, over storage borrowed from buffers only while unread bytes
-// are in it. Before borrowing, fill waits for the connection to be readable
-// (see waitReadable), so a reader blocked on an idle connection holds no
-// buffer. It is used by one goroutine at a time.
+// are in it. Holding none, fill reads through readIdle, which takes the
+// storage only once bytes have arrived (see idleReader), so a reader
+// blocked on an idle connection holds no buffer. It is used by one
+// goroutine at a time.
 type readBuffer struct {
-	src  io.Reader
-	wait func() error // blocks until src has bytes (or fails); nil to read at once
-	buf  *[bufferSize]byte
-	r, w int // unread bytes are buf[r:w]
-	err  error
+	src io.Reader
+	// readIdle, when set, reads src into storage it takes (take) only when
+	// there are bytes; nil reads src at once into borrowed storage.
+	readIdle func(b *readBuffer) (int, error)
+	buf      *[bufferSize]byte
+	r, w     int // unread bytes are buf[r:w]
+	err      error
+}
+
+// take borrows storage for a buffer that holds none and returns it whole.
+func (b *readBuffer) take() []byte {
+	b.buf, b.r, b.w = buffers.Get().(*[bufferSize]byte), 0, 0
+	return b.buf[:]
+}
+
+// giveBack returns storage taken for a read that brought no bytes.
+func (b *readBuffer) giveBack() {
+	buffers.Put(b.buf)
+	b.buf = nil
 }
 
 // Buffered returns the number of bytes that can be read without blocking.
@@ -50,12 +65,21 @@ func (b *readBuffer) fill() {
 		return
 	}
 	if b.buf == nil {
-		if b.wait != nil {
-			if b.err = b.wait(); b.err != nil {
-				return
+		if b.readIdle != nil {
+			n, err := b.readIdle(b)
+			if n < 0 {
+				panic(errors.New("zmtp: reader returned a negative count"))
 			}
+			b.w += n
+			switch {
+			case err != nil:
+				b.err = err
+			case n == 0:
+				b.err = io.ErrNoProgress
+			}
+			return
 		}
-		b.buf = buffers.Get().(*[bufferSize]byte)
+		b.take()
 	}
 	if b.r > 0 {
 		copy(b.buf[:], b.buf[b.r:b.w])

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -20,8 +21,8 @@ func TestIdleConnHoldsNoBuffer(t *testing.T) {
 		_, err := b.ReadMessage()
 		got <- err
 	}()
-	if b.br.wait == nil {
-		t.Fatal("a connection over TCP reads without waiting for readability first: it would block holding a buffer")
+	if b.br.readIdle == nil {
+		t.Fatal("a connection over TCP has no idle reader: it would block in Read holding a buffer")
 	}
 	time.Sleep(50 * time.Millisecond) // b is now blocked waiting for data
 	if a.br.buf != nil || a.bw.buf != nil {
@@ -47,36 +48,58 @@ func TestIdleConnHoldsNoBuffer(t *testing.T) {
 	}
 }
 
-// TestWaitReadable checks the wait a reader does before it borrows a
-// buffer: it does not return before the peer sends, and it consumes
-// nothing, so the read that follows gets every byte.
-func TestWaitReadable(t *testing.T) {
+// TestIdleReader checks the read of a buffer that holds no storage: while
+// the peer is silent it holds none, it returns the peer's bytes in storage
+// it took, and the end of the stream and a deadline leave it holding none.
+func TestIdleReader(t *testing.T) {
 	client, server := tcpPair(t)
-	wait := waitReadable(server)
-	if wait == nil {
-		t.Fatal("no wait for a TCP connection")
+	ir := newIdleReader(server)
+	if ir == nil {
+		t.Fatal("no idle reader for a TCP connection")
 	}
-	done := make(chan error, 1)
-	go func() { done <- wait() }()
+	var b readBuffer
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := ir.read(&b)
+		done <- result{n, err}
+	}()
 	select {
-	case err := <-done:
-		t.Fatalf("wait returned (%v) before the peer sent anything", err)
+	case r := <-done:
+		t.Fatalf("read returned (%d, %v) before the peer sent anything", r.n, r.err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	if _, err := client.Write([]byte("xy")); err != nil {
 		t.Fatal(err)
 	}
+	var r result
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
+	case r = <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("wait did not return after the peer sent")
+		t.Fatal("read did not return after the peer sent")
 	}
-	got := make([]byte, 2)
-	if _, err := io.ReadFull(server, got); err != nil || string(got) != "xy" {
-		t.Fatalf("after the wait read %q (%v), want \"xy\": the wait consumed bytes", got, err)
+	if r.err != nil || r.n != 2 || b.buf == nil || string(b.buf[:2]) != "xy" {
+		t.Fatalf("read (%d, %v), buffer held %v; want the 2 bytes \"xy\" in taken storage", r.n, r.err, b.buf != nil)
+	}
+	b.giveBack()
+
+	if err := server.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ir.read(&b); !errors.Is(err, os.ErrDeadlineExceeded) || n != 0 || b.buf != nil {
+		t.Fatalf("read past the deadline: (%d, %v), buffer held %v; want a deadline error and no buffer", n, err, b.buf != nil)
+	}
+	if err := server.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ir.read(&b); !errors.Is(err, io.EOF) || n != 0 || b.buf != nil {
+		t.Fatalf("read at the end of the stream: (%d, %v), buffer held %v; want io.EOF and no buffer", n, err, b.buf != nil)
 	}
 }
 

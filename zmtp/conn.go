@@ -143,11 +143,13 @@ func newConn(ctx context.Context, nc net.Conn, cfg *Config) (*Conn, error) {
 	c := &Conn{nc: nc, cfg: conf, done: make(chan struct{})}
 	c.cr.r = nc
 	c.br = &readBuffer{src: &c.cr}
-	if wait := waitReadable(nc); wait != nil {
-		c.br.wait = func() error {
+	if idle := newIdleReader(nc); idle != nil {
+		c.br.readIdle = func(b *readBuffer) (int, error) {
 			c.cr.reading.Store(true)
-			defer c.cr.reading.Store(false)
-			return wait()
+			n, err := idle.read(b)
+			c.cr.reading.Store(false)
+			c.cr.n.Add(int64(n))
+			return n, err
 		}
 	}
 
