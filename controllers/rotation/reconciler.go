@@ -268,10 +268,14 @@ func (r *Reconciler) wake(st secretlayout.State, now time.Time, period time.Dura
 	if st.InOverlap() {
 		due = append(due, st.OverlapUntil)
 	}
-	if st.Next != nil {
+	switch {
+	case st.Next != nil:
+		// The rotation the period asked for is under way: its next step
+		// is the switch, and the period counts again from there. (The
+		// overdue period end would otherwise wake this every 100 ms for
+		// the whole propagation delay.)
 		due = append(due, st.NextSince.Add(r.PropagationDelay))
-	}
-	if scheduled {
+	case scheduled:
 		due = append(due, st.RotatedAt.Add(period))
 	}
 	var after time.Duration

@@ -106,7 +106,9 @@ func TestWake(t *testing.T) {
 	steady := secretlayout.State{Current: cur, Revision: 1, RotatedAt: t0}
 	overlap := steady
 	overlap.Previous, overlap.OverlapUntil = &prev, t0.Add(time.Hour)
-	r := &Reconciler{}
+	staged := steady
+	staged.Next, staged.NextSince = &prev, t0.Add(24*time.Hour+time.Second)
+	r := &Reconciler{PropagationDelay: 2 * time.Minute}
 	tests := []struct {
 		name      string
 		st        secretlayout.State
@@ -119,6 +121,8 @@ func TestWake(t *testing.T) {
 		{"overlap first", overlap, t0.Add(time.Minute), true, 59 * time.Minute},
 		{"overlap unscheduled", overlap, t0.Add(time.Minute), false, 59 * time.Minute},
 		{"overdue: soon", steady, t0.Add(48 * time.Hour), true, 100 * time.Millisecond},
+		{"staged after the period: at the switch", staged, t0.Add(24*time.Hour + 2*time.Second), true, 2*time.Minute - time.Second},
+		{"staged, switch overdue: soon", staged, t0.Add(25 * time.Hour), true, 100 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
