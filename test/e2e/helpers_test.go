@@ -28,7 +28,7 @@ import (
 // edgeKey is the sample CurveServer's raw client key (config/samples): a
 // server admitting it never has an empty allowlist, so its sidecar is
 // ready before any CurveClient is admitted.
-const edgeKey = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+const edgeKey = "Rhb8b}HD&>3((%3Me#OG!%F@jTw>%Z:^CyAhqaS9"
 
 var (
 	// binDir holds the zmqauth binary, built once for the whole package.
