@@ -8,8 +8,11 @@ import (
 
 // This file reads the subset of ZPL (ZeroMQ RFC 4) that zcert files use, the
 // way CZMQ's zconfig does. It is written by hand: no library implements ZPL.
-// Error messages give line numbers and never repeat a line's text, since a
-// line may hold a secret key.
+// Error messages give the line and column (1-based, in bytes) and what was
+// expected there, and never repeat any text of the input, not even a name:
+// a line may hold a secret key, for instance when a file holds a bare Z85
+// key where a certificate is expected, and a key's first characters read as
+// a name.
 
 // zplLine is one name line of a ZPL document.
 type zplLine struct {
@@ -47,9 +50,10 @@ func validZPLName(name string) bool {
 	return true
 }
 
-// shownName is how error messages show a name. A name that merely starts
-// with "secret-key" may be a key glued to its name by a typo
-// (secret-keyXXXX...), so only the prefix is shown.
+// shownName is how the certificate reader's error messages show a name it
+// recognised. A name that merely starts with "secret-key" may be a key glued
+// to its name by a typo (secret-keyXXXX...), so only the prefix is shown.
+// parseZPL itself never shows a name.
 func shownName(name string) string {
 	for _, p := range []string{"secret-key", "public-key"} {
 		if strings.HasPrefix(name, p) && name != p {
@@ -57,6 +61,13 @@ func shownName(name string) string {
 		}
 	}
 	return name
+}
+
+// zplError is a syntax error at line num, column col (1-based), saying what
+// was expected there. It never holds text of the input. The message starts
+// "line N: malformed line", as the certificate reader's own errors do.
+func zplError(num, col int, expected string) error {
+	return fmt.Errorf("line %d: %w at column %d: expected %s", num, ErrSyntax, col, expected)
 }
 
 // parseZPL splits data into name lines, skipping blank and comment lines. It
@@ -73,6 +84,8 @@ func parseZPL(data []byte) ([]zplLine, error) {
 			raw, data = data, nil
 		}
 		line := bytes.TrimRightFunc(raw, zplSpaceRune)
+		// col returns the 1-based column of rest within line.
+		col := func(rest []byte) int { return len(line) - len(rest) + 1 }
 		indent := 0
 		for indent < len(line) && line[indent] == ' ' {
 			indent++
@@ -82,37 +95,39 @@ func parseZPL(data []byte) ([]zplLine, error) {
 			continue // blank line or whole-line comment
 		}
 		if rest[0] == '\t' {
-			return nil, fmt.Errorf("line %d: %w: indented with a tab; ZPL indents with 4 spaces", num, ErrSyntax)
+			return nil, zplError(num, col(rest), "indentation with spaces, not a tab")
 		}
 		if indent%4 != 0 {
-			return nil, fmt.Errorf("line %d: %w: indentation of %d spaces is not a multiple of 4", num, ErrSyntax, indent)
+			return nil, zplError(num, col(rest), fmt.Sprintf("indentation in multiples of 4 spaces, got %d", indent))
 		}
 		l := zplLine{num: num, level: indent / 4}
 		if l.level > prevLevel+1 {
 			if prevLevel < 0 {
-				return nil, fmt.Errorf("line %d: %w: indented line before any section", num, ErrSyntax)
+				return nil, zplError(num, col(rest), "a section before an indented line")
 			}
-			return nil, fmt.Errorf("line %d: %w: indented deeper than the line above allows", num, ErrSyntax)
+			return nil, zplError(num, col(rest), fmt.Sprintf("indentation of at most %d spaces", (prevLevel+1)*4))
 		}
 		n := 0
 		for n < len(rest) && zplNameChar(rest[n]) {
 			n++
 		}
 		if n == 0 {
-			return nil, fmt.Errorf("line %d: %w: expected a name", num, ErrSyntax)
+			return nil, zplError(num, col(rest), "a name")
 		}
 		l.name = string(rest[:n])
 		if !validZPLName(l.name) {
-			return nil, fmt.Errorf("line %d: %w: '/' may not start or end a name", num, ErrSyntax)
+			return nil, zplError(num, col(rest), "a name that does not start or end with '/'")
 		}
 		rest = bytes.TrimLeftFunc(rest[n:], zplSpaceRune)
+		after := "'=', a comment or the end of the line after the name"
 		if len(rest) > 0 && rest[0] == '=' {
 			l.hasValue = true
 			rest = bytes.TrimLeftFunc(rest[1:], zplSpaceRune)
 			if len(rest) > 0 && (rest[0] == '"' || rest[0] == '\'') {
 				end := bytes.IndexByte(rest[1:], rest[0])
 				if end < 0 {
-					return nil, fmt.Errorf("line %d: %w: value of %s has no closing %c", num, ErrSyntax, shownName(l.name), rest[0])
+					// The quote character is ' or ", never other input.
+					return nil, zplError(num, col(rest), fmt.Sprintf("a closing %c for the quoted value", rest[0]))
 				}
 				l.value = string(rest[1 : 1+end])
 				rest = rest[2+end:]
@@ -124,10 +139,11 @@ func parseZPL(data []byte) ([]zplLine, error) {
 				l.value = string(bytes.TrimRightFunc(v, zplSpaceRune))
 				rest = rest[len(v):]
 			}
+			after = "a comment or the end of the line after the value"
 		}
 		rest = bytes.TrimLeftFunc(rest, zplSpaceRune)
 		if len(rest) > 0 && rest[0] != '#' {
-			return nil, fmt.Errorf("line %d: %w: unexpected text after %s", num, ErrSyntax, shownName(l.name))
+			return nil, zplError(num, col(rest), after)
 		}
 		lines = append(lines, l)
 		prevLevel = l.level
