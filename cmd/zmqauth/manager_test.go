@@ -156,7 +156,8 @@ func TestManagerAndRotate(t *testing.T) {
 		t.Fatalf("rotate: exit %d, stderr %q", r.code, r.stderr)
 	}
 	if !strings.Contains(r.stdout, "curveserver/bus in namespace "+ns+": requested a key rotation (zmqauth.io/rotate=") ||
-		!strings.Contains(r.stdout, "current key revision 1") || !strings.Contains(r.stdout, "rotated: key revision 2") {
+		!strings.Contains(r.stdout, "current key revision 1") || !strings.Contains(r.stdout, "curveserver/bus: rotation staged") ||
+		!strings.Contains(r.stdout, "rotated: key revision 2") {
 		t.Errorf("rotate output %q", r.stdout)
 	}
 	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "bus"}, srv); err != nil {

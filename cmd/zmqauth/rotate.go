@@ -34,9 +34,12 @@ answers each new value with exactly one rotation (recorded in
 status.lastRotationRequest), keeping the previous key valid for the object's
 rotation overlap. KIND is curveserver (csrv) or curveclient (ccli).
 
-With --wait, wait until the operator has answered and print the new key.`,
+The operator first stages the next keypair, so that peers learn it, and
+switches to it after its --rotation-propagation-delay (default 2m). With
+--wait, wait for both: say when the rotation is staged, then print the new
+key once it is current.`,
 		Example: `  zmqauth rotate csrv/telemetry-bus -n monitoring
-  zmqauth rotate curveclient/collector --wait 1m`,
+  zmqauth rotate curveclient/collector --wait 3m`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd, args[0])
@@ -131,15 +134,23 @@ func (o *rotateOptions) run(cmd *cobra.Command, arg string) error {
 // the request first and switches keys after the propagation delay), and
 // prints the new key.
 func (o *rotateOptions) waitAnswered(ctx context.Context, c client.Client, key types.NamespacedName, obj client.Object, value string, before int64, out interface{ Write([]byte) (int, error) }) error {
+	staged := false
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, o.wait, true, func(ctx context.Context) (bool, error) {
 		if err := c.Get(ctx, key, obj); err != nil {
 			return false, err
 		}
-		_, request, _, revision := rotationStatus(obj)
+		kind, request, _, revision := rotationStatus(obj)
+		if request == value && !staged && revision <= before {
+			staged = true
+			fmt.Fprintf(out, "%s/%s: rotation staged; the switch to the new key follows the manager's --rotation-propagation-delay (default 2m)\n", kind, key.Name)
+		}
 		return request == value && revision > before, nil
 	})
-	if err != nil {
-		return fmt.Errorf("rotation not confirmed within %s (is the manager running?): %w", o.wait, err)
+	switch {
+	case err != nil && staged:
+		return fmt.Errorf("rotation staged but not switched within %s; it switches after the manager's --rotation-propagation-delay (default 2m), wait longer to see it: %w", o.wait, err)
+	case err != nil:
+		return fmt.Errorf("rotation request not answered within %s (is the manager running?): %w", o.wait, err)
 	}
 	kind, _, publicKey, revision := rotationStatus(obj)
 	fmt.Fprintf(out, "%s/%s rotated: key revision %d, public key %s\n", kind, key.Name, revision, publicKey)
