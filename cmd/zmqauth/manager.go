@@ -137,7 +137,10 @@ func (o *managerOptions) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("injector: %w", err)
 	}
-	shutdown := 30 * time.Second
+	// Shutdown must end, the leader Lease released, before the kubelet's
+	// kill: config/manager/manager.yaml gives the pod 10 s. Reconciles are
+	// a few API requests each, so 8 s lets those under way finish.
+	shutdown := 8 * time.Second
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         controllers.CacheOptions(),
