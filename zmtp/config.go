@@ -45,6 +45,9 @@ type Config struct {
 	LocalMetadata func(peer *HandshakeResult) (Metadata, error)
 	// MaxFrameSize limits a received frame (default 256 MiB). A frame over
 	// it is refused from its header, before its body is read or allocated.
+	// A frame within it larger than 1 MiB that does not fit the storage
+	// given gets storage that grows as its bytes arrive, not all of its
+	// announced size at once.
 	MaxFrameSize int64
 	// MaxMessageSize limits the frames of one received message together
 	// (default 256 MiB), checked before each frame body is allocated.

@@ -107,16 +107,61 @@ func noEOF(err error) error {
 	return err
 }
 
+// readChunk is how much storage a frame body that needs new storage gets
+// before any of its bytes have arrived, and the first step of its growth.
+const readChunk = 1 << 20
+
+// maxKeptBuffer is the largest storage a connection keeps for itself
+// between frames (the MESSAGE bodies it reads and the frames it seals on an
+// encrypted connection). Storage grown past it for one frame is dropped
+// after that frame, so one huge message does not pin its size for the
+// connection's life. It mirrors the limit zap/relay puts on the frame
+// buffer it keeps per direction.
+const maxKeptBuffer = 4 << 20
+
+// keepBuffer returns b emptied for reuse by the next frame, or nil when its
+// storage is larger than maxKeptBuffer.
+func keepBuffer(b []byte) []byte {
+	if cap(b) > maxKeptBuffer {
+		return nil
+	}
+	return b[:0]
+}
+
 // readBody reads size bytes into dst's storage, growing it only when needed.
-// The caller has checked size against its limit.
+// The caller has checked size against its limit. A body up to readChunk
+// that does not fit gets storage of its size at once (one allocation, none
+// when dst fits, as on the hot path); a larger one gets storage that grows
+// as its bytes arrive, at most doubling and never past size, so that a peer
+// announcing a large frame and sending little of it costs about what it
+// sent, not what it announced. On error the storage is returned emptied.
 func readBody(r io.Reader, dst []byte, size uint64) ([]byte, error) {
 	n := int(size)
-	if cap(dst) < n {
-		dst = make([]byte, n)
+	if cap(dst) >= n || n <= readChunk {
+		if cap(dst) < n {
+			dst = make([]byte, n)
+		}
+		dst = dst[:n]
+		if _, err := io.ReadFull(r, dst); err != nil {
+			return dst[:0], noEOF(err)
+		}
+		return dst, nil
 	}
-	dst = dst[:n]
-	if _, err := io.ReadFull(r, dst); err != nil {
-		return dst[:0], noEOF(err)
+	if cap(dst) < readChunk {
+		dst = make([]byte, 0, readChunk)
+	}
+	dst = dst[:0]
+	for len(dst) < n {
+		if len(dst) == cap(dst) {
+			grown := make([]byte, len(dst), min(n, 2*cap(dst)))
+			copy(grown, dst)
+			dst = grown
+		}
+		m, err := r.Read(dst[len(dst):min(cap(dst), n)])
+		dst = dst[:len(dst)+m]
+		if err != nil && len(dst) < n {
+			return dst[:0], noEOF(err)
+		}
 	}
 	return dst, nil
 }

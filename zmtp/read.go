@@ -109,11 +109,12 @@ func (c *Conn) readOne(dst []byte) (Frame, error) {
 	if size > c.maxSealed {
 		return Frame{}, c.readError(frameTooLarge(size, int64(c.maxSealed)))
 	}
-	c.sealed, err = readBody(c.br, c.sealed[:0], size)
+	sealed, err := readBody(c.br, c.sealed[:0], size)
+	c.sealed = keepBuffer(sealed)
 	if err != nil {
 		return Frame{}, c.readError(err)
 	}
-	name, body, err := splitCommand(c.sealed)
+	name, body, err := splitCommand(sealed)
 	if err != nil {
 		return Frame{}, c.readError(err)
 	}

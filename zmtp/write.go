@@ -113,10 +113,13 @@ func (c *Conn) writeLocked(flags Flags, payload []byte) error {
 	c.wbuf = append(c.wbuf, byte(len(CmdMessage)))
 	c.wbuf = append(c.wbuf, CmdMessage...)
 	sealed, err := c.codec.Seal(c.wbuf, flags, payload)
+	// The sealed frame is sent (or copied into bw) before writeLocked
+	// returns, so its storage is free for the next frame, unless it is too
+	// large to keep.
+	c.wbuf = keepBuffer(sealed)
 	if err != nil {
 		return fmt.Errorf("zmtp: sealing frame: %w", err)
 	}
-	c.wbuf = sealed
 	if len(sealed)-start != body {
 		return fmt.Errorf("zmtp: codec sealed %d bytes, announced %d", len(sealed)-start, body)
 	}
