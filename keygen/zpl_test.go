@@ -2,6 +2,7 @@ package keygen_test
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -78,10 +79,14 @@ func TestParseZPLErrorsHideInput(t *testing.T) {
 
 // TestParseCertificateBareKeys: a file holding only a Z85 key (a secret
 // key.key file put where a certificate is expected) must fail without
-// repeating any of the key, whatever characters the key happens to hold.
+// repeating any of the key, whatever characters the key happens to hold. The
+// keys come from a fixed seed: with fresh ones, a key would now and then
+// share 4 characters with the fixed words of a message ("line", "name"), and
+// the test would fail at random.
 func TestParseCertificateBareKeys(t *testing.T) {
+	seeded := rand.NewChaCha8([32]byte{'z', 'p', 'l'})
 	for i := 0; i < 500; i++ {
-		pair, err := keygen.GenerateKeyPair(nil)
+		pair, err := keygen.GenerateKeyPair(seeded)
 		if err != nil {
 			t.Fatal(err)
 		}
