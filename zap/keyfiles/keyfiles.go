@@ -227,12 +227,14 @@ func loadPair(src source, secretName, publicName string) (KeyPair, error) {
 // configuration: a path to a file holding one (a 40-character Z85 key file
 // such as public.key, or a zcert public certificate NAME.key), or else the
 // 40-character Z85 key itself. An existing file wins over reading arg as a
-// key. Secret key files (secret.key, previous-secret.key, *.key_secret, a
-// certificate holding a secret-key) are refused. Errors never repeat arg
-// when it is not a path.
+// key. Secret key files (see IsSecretFileName, and a certificate holding a
+// secret-key) are refused. Errors repeat arg only when it clearly is a path
+// (see shownArg): otherwise they give its length only, since arg may be a
+// secret key pasted by mistake.
 func ReadPublicKey(arg string) (keygen.PublicKey, error) {
 	st, statErr := os.Stat(arg)
 	if statErr == nil && st.Mode().IsRegular() {
+		// An existing regular file: arg is a path, and may be shown.
 		return readPublicKeyFile(arg)
 	}
 	if len(arg) == keygen.KeyTextSize {
@@ -244,15 +246,44 @@ func ReadPublicKey(arg string) (keygen.PublicKey, error) {
 		return k, nil
 	}
 	if statErr == nil {
-		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: not a regular file", arg)
+		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: not a regular file", shownArg(arg))
 	}
-	return keygen.PublicKey{}, fmt.Errorf("keyfiles: public key argument is neither a readable file (%w) nor a %d-character Z85 key", statErr, keygen.KeyTextSize)
+	// os.Stat's *PathError holds arg: wrap only its cause (errors.Is still
+	// finds fs.ErrNotExist and the like).
+	cause := statErr
+	var pathErr *fs.PathError
+	if errors.As(statErr, &pathErr) {
+		cause = pathErr.Err
+	}
+	return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: neither a readable file (%w) nor a %d-character Z85 key", shownArg(arg), cause, keygen.KeyTextSize)
+}
+
+// shownArg is how ReadPublicKey's errors name an argument that is neither a
+// regular file nor a key. A '/' alone does not make arg a path, since '/' is
+// a Z85 character: a secret key may hold one, or start with one. So arg is
+// shown only when its parent directory exists and is named (not "/", "."
+// or ".."), as for a key file missing from a mounted directory; a key whose
+// leading characters happen to name an existing directory is far too
+// unlikely to matter. Otherwise only its length is given.
+func shownArg(arg string) string {
+	const hidden = "public key argument (%d characters, not shown)"
+	if !strings.Contains(arg, "/") {
+		return fmt.Sprintf(hidden, len(arg))
+	}
+	dir := filepath.Dir(arg)
+	if base := filepath.Base(dir); base == "/" || base == "." || base == ".." {
+		return fmt.Sprintf(hidden, len(arg))
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Sprintf(hidden, len(arg))
+	}
+	return arg
 }
 
 // readPublicKeyFile reads a public key from a key file or a zcert public
 // certificate.
 func readPublicKeyFile(path string) (keygen.PublicKey, error) {
-	if isSecretFileName(filepath.Base(path)) {
+	if IsSecretFileName(filepath.Base(path)) {
 		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w", path, ErrSecretFile)
 	}
 	data, err := readBounded(path)
@@ -267,7 +298,7 @@ func readPublicKeyFile(path string) (keygen.PublicKey, error) {
 // when it names a secret key file), data its content (a Z85 key file or a
 // zcert public certificate). Errors name the data key, never the content.
 func PublicKeyFromData(name string, data []byte) (keygen.PublicKey, error) {
-	if isSecretFileName(name) {
+	if IsSecretFileName(name) {
 		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w", name, ErrSecretFile)
 	}
 	if len(data) > maxKeyFileSize {
@@ -276,9 +307,11 @@ func PublicKeyFromData(name string, data []byte) (keygen.PublicKey, error) {
 	return publicKeyFrom(name, data)
 }
 
-// isSecretFileName reports whether a file name is one that holds a secret
-// key.
-func isSecretFileName(base string) bool {
+// IsSecretFileName reports whether base, a file name without its directory,
+// is one that holds a secret key: SecretFile, PreviousSecretFile,
+// NextSecretFile, or a zcert secret certificate NAME.key_secret. Such a file
+// must never be read as, or put among, public keys.
+func IsSecretFileName(base string) bool {
 	return base == SecretFile || base == PreviousSecretFile || base == NextSecretFile || strings.HasSuffix(base, keygen.SecretSuffix)
 }
 

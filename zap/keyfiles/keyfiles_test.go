@@ -2,6 +2,9 @@ package keyfiles_test
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -420,5 +423,73 @@ func TestLoadServerKeysStagedNext(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// assertNoRun fails, and returns false, when text holds any 4-character run
+// of z. It never prints z.
+func assertNoRun(t *testing.T, what, text, z string) bool {
+	t.Helper()
+	for j := 0; j+4 <= len(z); j++ {
+		if strings.Contains(text, z[j:j+4]) {
+			t.Errorf("%s repeats 4 characters of the secret key (at offset %d of the key); text withheld", what, j)
+			return false
+		}
+	}
+	return true
+}
+
+// keyWith returns the first keypair drawn from seeded whose secret key's Z85
+// satisfies ok.
+func keyWith(t *testing.T, seeded io.Reader, ok func(z string) bool) keygen.KeyPair {
+	t.Helper()
+	for range 20000 {
+		p, err := keygen.GenerateKeyPair(seeded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(p.Secret.Z85()) {
+			return p
+		}
+	}
+	t.Fatal("no such key generated")
+	return keygen.KeyPair{}
+}
+
+// TestReadPublicKeyHidesArgument: a secret key given where a server public
+// key is expected, one character too long or too short, is neither a file
+// nor a public key, and the error must not repeat any of it, even when the
+// key holds a '/' and so could read as a path. The keys come from a fixed
+// seed: with fresh ones, a key would now and then share 4 characters with the
+// fixed words of the message, and the test would fail at random.
+func TestReadPublicKeyHidesArgument(t *testing.T) {
+	seeded := rand.NewChaCha8([32]byte{'k', 'e', 'y'})
+	anyKey := func(string) bool { return true }
+	plain := keyWith(t, seeded, anyKey).Secret.Z85()
+	slash := keyWith(t, seeded, func(z string) bool { return strings.Contains(z[1:39], "/") }).Secret.Z85()
+	rooted := keyWith(t, seeded, func(z string) bool { return z[0] == '/' }).Secret.Z85()
+	for _, z := range []string{plain, slash, rooted} {
+		for _, arg := range []string{z + " ", z[:39], " " + z, z + "\n", `"` + z + `"`, z[:20], z + z} {
+			_, err := keyfiles.ReadPublicKey(arg)
+			if err == nil {
+				t.Fatalf("accepted a %d-character argument", len(arg))
+			}
+			if !assertNoRun(t, "error", err.Error(), z) {
+				continue
+			}
+			if !strings.Contains(err.Error(), fmt.Sprintf("(%d characters", len(arg))) {
+				t.Errorf("error %q does not give the argument's length %d", err, len(arg))
+			}
+		}
+	}
+	// A path is shown when it clearly is one: its directory exists.
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "server.key")
+	if _, err := keyfiles.ReadPublicKey(missing); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing file: %v, want an error naming %s", err, missing)
+	}
+	deep := filepath.Join(dir, "no-such-dir", "server.key")
+	if _, err := keyfiles.ReadPublicKey(deep); !errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "no-such-dir") {
+		t.Errorf("file in a missing directory: %v, want ErrNotExist without the argument", err)
 	}
 }
