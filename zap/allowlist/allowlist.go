@@ -25,12 +25,17 @@
 //
 // Refused, failing the whole load so that the caller keeps its last good
 // snapshot: an unreadable directory, a .key file that is not a valid public
-// certificate, and any secret certificate (a NAME.key_secret file, or a .key
-// file holding a secret-key): secret keys must never sit in an allowlist.
-// An empty directory is a valid allowlist that allows nobody.
+// certificate (among them one holding a bare 40-character Z85 key, which may
+// be a secret key.key file copied in by mistake), and any secret key file,
+// by name (a NAME.key_secret file, or a name keyfiles.IsSecretFileName gives,
+// such as secret.key) or by content (a .key file holding a secret-key):
+// secret keys must never sit in an allowlist. Errors name the file and never
+// repeat its content. An empty directory is a valid allowlist that allows
+// nobody.
 package allowlist
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +46,7 @@ import (
 	"strings"
 
 	"github.com/zmqauth/zmqauth/keygen"
+	"github.com/zmqauth/zmqauth/zap/keyfiles"
 )
 
 // IndexFile is the name of the machine-readable index an allowlist ConfigMap
@@ -53,7 +59,8 @@ const kubeletData = "..data"
 
 // Sentinel errors, for errors.Is.
 var (
-	// ErrSecretCertificate marks a secret certificate found in an allowlist.
+	// ErrSecretCertificate marks a secret certificate or a secret key file
+	// found in an allowlist.
 	ErrSecretCertificate = errors.New("secret certificate in an allowlist")
 	// ErrCertificate marks a .key file that is not a valid public certificate.
 	ErrCertificate = errors.New("invalid certificate")
@@ -165,8 +172,8 @@ func LoadDir(dir string) (*Allowlist, error) {
 		}
 		path := filepath.Join(readDir, name)
 		shown := filepath.Join(dir, name)
-		if strings.HasSuffix(name, keygen.SecretSuffix) {
-			return nil, fmt.Errorf("allowlist: %s: %w: remove it, and treat its key as exposed", shown, ErrSecretCertificate)
+		if keyfiles.IsSecretFileName(name) {
+			return nil, secretFileError(shown)
 		}
 		if !strings.HasSuffix(name, keygen.PublicSuffix) {
 			continue
@@ -205,8 +212,8 @@ func FromData(data map[string][]byte) (*Allowlist, error) {
 		if !wanted(name) {
 			continue
 		}
-		if strings.HasSuffix(name, keygen.SecretSuffix) {
-			return nil, fmt.Errorf("allowlist: %s: %w: remove it, and treat its key as exposed", name, ErrSecretCertificate)
+		if keyfiles.IsSecretFileName(name) {
+			return nil, secretFileError(name)
 		}
 		if !strings.HasSuffix(name, keygen.PublicSuffix) {
 			continue
@@ -231,6 +238,12 @@ func readBounded(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, keygen.MaxCertificateSize+1))
 }
 
+// secretFileError refuses a file whose name says it holds a secret key,
+// without reading it.
+func secretFileError(shown string) error {
+	return fmt.Errorf("allowlist: %s: %w: its name is a secret key file's; remove it, and treat its key as exposed", shown, ErrSecretCertificate)
+}
+
 // wanted reports whether a directory entry is looked at at all.
 func wanted(name string) bool {
 	return !strings.HasPrefix(name, ".") && name != IndexFile
@@ -240,6 +253,11 @@ func wanted(name string) bool {
 func parseEntry(name, shown string, data []byte) (Entry, error) {
 	if len(data) > keygen.MaxCertificateSize {
 		return Entry{}, fmt.Errorf("allowlist: %s: %w: %w", shown, ErrCertificate, keygen.ErrTooLarge)
+	}
+	if _, err := keyfiles.ParseKeyFile(bytes.TrimSpace(data)); err == nil {
+		// A bare key is likely a key file (public.key, or secret.key by
+		// mistake) copied in: it may be a secret key, so never show it.
+		return Entry{}, fmt.Errorf("allowlist: %s: %w: it holds a bare %d-character Z85 key, not a zcert public certificate; if it is a secret key, remove the file and treat the key as exposed", shown, ErrCertificate, keygen.KeyTextSize)
 	}
 	cert, err := keygen.ParsePublicCertificate(data)
 	if errors.Is(err, keygen.ErrSecretInPublic) {

@@ -3,6 +3,7 @@ package allowlist_test
 import (
 	"errors"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zap/allowlist"
+	"github.com/zmqauth/zmqauth/zap/keyfiles"
 )
 
 func newPair(t *testing.T) keygen.KeyPair {
@@ -374,5 +376,118 @@ func TestLookup(t *testing.T) {
 	e[0].Identity = "changed"
 	if got, _ := l.Lookup(a.Public[:]); got.Identity != "ns/a" {
 		t.Fatal("changing the result of Entries changed the allowlist")
+	}
+}
+
+// seededPair returns the first keypair drawn from a fixed seed whose secret
+// key starts with 6 letters or digits, so that a certificate parser reads
+// them as a name, as in the reported leak. Tests that look for 4-character
+// runs of a secret key in an error use a seeded key: a fresh one would now
+// and then share 4 characters with the message's fixed words or its
+// temporary directory, and the test would fail at random.
+func seededPair(t *testing.T, seed byte) keygen.KeyPair {
+	t.Helper()
+	r := rand.NewChaCha8([32]byte{'a', 'l', 'l', 'o', 'w', seed})
+	alnum := func(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
+	for range 100000 {
+		p, err := keygen.GenerateKeyPair(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if z := p.Secret.Z85(); !slices.ContainsFunc([]byte(z[:6]), func(c byte) bool { return !alnum(c) }) {
+			return p
+		}
+	}
+	t.Fatal("no such key drawn")
+	return keygen.KeyPair{}
+}
+
+// assertNoRun fails, and returns false, when text holds any 4-character run
+// of the secret key. It never prints the key.
+func assertNoRun(t *testing.T, how, text string, secret keygen.SecretKey) bool {
+	t.Helper()
+	z := secret.Z85()
+	for i := 0; i+4 <= len(z); i++ {
+		if strings.Contains(text, z[i:i+4]) {
+			t.Errorf("%s: error repeats 4 characters of the secret key (at offset %d of the key); text withheld", how, i)
+			return false
+		}
+	}
+	return true
+}
+
+// loadBoth loads files with LoadDir and with FromData, and returns both
+// errors.
+func loadBoth(t *testing.T, files map[string]string) (dirErr, dataErr error) {
+	t.Helper()
+	dir := t.TempDir()
+	write(t, dir, files)
+	a, dirErr := allowlist.LoadDir(dir)
+	if dirErr == nil {
+		t.Errorf("LoadDir: loaded %d keys, want an error", a.Len())
+	}
+	data := map[string][]byte{}
+	for name, content := range files {
+		data[name] = []byte(content)
+	}
+	a, dataErr = allowlist.FromData(data)
+	if dataErr == nil {
+		t.Errorf("FromData: loaded %d keys, want an error", a.Len())
+	}
+	return dirErr, dataErr
+}
+
+// TestLoadDirBareSecretKey: a secret key file copied into the allowlist as
+// alice.key is refused, and the error (logged, and served by the sidecar's
+// /readyz) repeats none of it.
+func TestLoadDirBareSecretKey(t *testing.T) {
+	s := seededPair(t, 1)
+	for name, content := range map[string]string{
+		"LF":             s.Secret.Z85() + "\n",
+		"no newline":     s.Secret.Z85(),
+		"CRLF":           s.Secret.Z85() + "\r\n",
+		"padded":         "  " + s.Secret.Z85() + " \n\n",
+		"indented by 4":  "    " + s.Secret.Z85() + "\n",
+		"with a comment": "# alice\n" + s.Secret.Z85() + "\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dirErr, dataErr := loadBoth(t, map[string]string{"alice.key": content})
+			for how, err := range map[string]error{"LoadDir": dirErr, "FromData": dataErr} {
+				if err == nil || !assertNoRun(t, how, err.Error(), s.Secret) {
+					continue
+				}
+				if !errors.Is(err, allowlist.ErrCertificate) || !strings.Contains(err.Error(), "alice.key") {
+					t.Errorf("%s: error %q does not wrap ErrCertificate and name alice.key", how, err)
+				}
+				if name != "with a comment" && !strings.Contains(err.Error(), "not a zcert public certificate") {
+					t.Errorf("%s: error %q does not say it is not a zcert public certificate", how, err)
+				}
+			}
+		})
+	}
+}
+
+// TestLoadDirSecretKeyFileNames: the names of a keypair Secret's secret key
+// files are refused by name, whatever they hold, as keyfiles refuses them.
+func TestLoadDirSecretKeyFileNames(t *testing.T) {
+	a, s := newPair(t), seededPair(t, 2)
+	for _, name := range []string{keyfiles.SecretFile, keyfiles.PreviousSecretFile, keyfiles.NextSecretFile, "alice.key_secret"} {
+		for what, content := range map[string]string{
+			"bare secret key":    s.Secret.Z85() + "\n",
+			"public certificate": publicCert(t, a, nil),
+		} {
+			t.Run(name+" holding a "+what, func(t *testing.T) {
+				files := map[string]string{"team-a.ok.key": publicCert(t, a, nil), name: content}
+				dirErr, dataErr := loadBoth(t, files)
+				for how, err := range map[string]error{"LoadDir": dirErr, "FromData": dataErr} {
+					if err == nil || !assertNoRun(t, how, err.Error(), s.Secret) {
+						continue
+					}
+					if !errors.Is(err, allowlist.ErrSecretCertificate) || !strings.Contains(err.Error(), name) {
+						t.Errorf("%s: error %q does not wrap ErrSecretCertificate and name %s", how, err, name)
+					}
+				}
+			})
+		}
 	}
 }
