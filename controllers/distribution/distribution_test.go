@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"k8s.io/client-go/util/retry"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ func TestDistributionEnvtest(t *testing.T) {
 	t.Run("ServerKeyAndAuthorized", func(t *testing.T) { t.Parallel(); testServerKeyAndAuthorized(t, env) })
 	t.Run("CrossNamespaceGrant", func(t *testing.T) { t.Parallel(); testCrossNamespaceGrant(t, env) })
 	t.Run("Publish", func(t *testing.T) { t.Parallel(); testPublish(t, env) })
+	t.Run("PublishLeavesForeignConfigMap", func(t *testing.T) { t.Parallel(); testPublishLeavesForeignConfigMap(t, env) })
 	t.Run("NewClientStatusWrittenTwice", func(t *testing.T) { t.Parallel(); testNewClientStatusWrittenTwice(t, env) })
 	t.Run("NewClientSecretCompleteAtOnce", func(t *testing.T) { t.Parallel(); testNewClientSecretCompleteAtOnce(t, env) })
 }
@@ -496,4 +498,39 @@ func testPublish(t *testing.T, env *at.Env) {
 		err := env.Client.Get(ctx, client.ObjectKeyFromObject(srv), &v1alpha1.CurveServer{})
 		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 	})
+}
+
+// testPublishLeavesForeignConfigMap: a ConfigMap of the published name that
+// zmqauth did not write is neither overwritten nor, once the namespace is no
+// longer selected, deleted; the server's Published condition says why.
+func testPublishLeavesForeignConfigMap(t *testing.T, env *at.Env) {
+	label := env.Name("pubf")
+	yes := "yes"
+	srvNS := env.Namespace(t, "pubfsrv", nil)
+	ns := env.Namespace(t, "pubf1", map[string]string{label: yes})
+	foreign := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: distribution.PublishedConfigMapName(srvNS, "bus")},
+		Data:       map[string]string{"foo": "bar"},
+	}
+	env.Create(t, foreign)
+	srv := at.Server(srvNS, "bus")
+	srv.Spec.Publish = &v1alpha1.PublishSpec{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{label: yes}}}
+	env.Create(t, srv)
+	at.WaitKey(t, env, srv)
+	env.WaitServer(t, srvNS, "bus", "Published False naming the foreign ConfigMap", func(s *v1alpha1.CurveServer) bool {
+		c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionPublished)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonPublishFailed &&
+			strings.Contains(c.Message, "is not zmqauth's")
+	})
+	setNamespaceLabel(t, env, ns, label, nil)
+	env.WaitServer(t, srvNS, "bus", "Published True once nothing is selected", func(s *v1alpha1.CurveServer) bool {
+		return at.ConditionIs(s.Status.Conditions, v1alpha1.ConditionPublished, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+	})
+	var got corev1.ConfigMap
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(foreign), &got); err != nil {
+		t.Fatalf("the foreign ConfigMap is gone: %v", err)
+	}
+	if !maps.Equal(got.Data, foreign.Data) || got.Labels[distribution.LabelPublishedFrom] != "" {
+		t.Errorf("the foreign ConfigMap was changed: data %v, labels %v", got.Data, got.Labels)
+	}
 }

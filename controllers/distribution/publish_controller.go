@@ -262,8 +262,27 @@ func (r *PublishReconciler) publish(ctx context.Context, srv *v1alpha1.CurveServ
 		cur.Annotations[AnnotationPublishedFrom] == ann[AnnotationPublishedFrom] {
 		return nil
 	}
-	if err != nil && !apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err):
+		// Create, never apply: a ConfigMap of that name that the cache does
+		// not hold (it holds only zmqauth's) is someone else's, and an
+		// apply would take it over, and later delete it.
+		cm := &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: lbl, Annotations: ann},
+			Data:       data,
+		}
+		err := r.Client.Create(ctx, cm, client.FieldOwner(FieldOwner))
+		if apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("ConfigMap %s/%s exists and is not zmqauth's; it is left alone: delete it, or stop selecting namespace %s", ns, name, ns)
+		}
+		if err != nil {
+			return fmt.Errorf("create ConfigMap %s/%s: %w", ns, name, err)
+		}
+		return nil
+	case err != nil:
 		return fmt.Errorf("get ConfigMap %s/%s: %w", ns, name, err)
+	case cur.Annotations[AnnotationPublishedFrom] != ann[AnnotationPublishedFrom]:
+		return fmt.Errorf("ConfigMap %s/%s exists and was not published from this CurveServer; it is left alone: delete it, or stop selecting namespace %s", ns, name, ns)
 	}
 	ac := corev1ac.ConfigMap(name, ns).WithLabels(lbl).WithAnnotations(ann).WithData(data)
 	if err := r.Client.Apply(ctx, ac, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
