@@ -18,6 +18,17 @@ import (
 // checked for changes when Config.ReloadInterval is zero.
 const DefaultReloadInterval = 500 * time.Millisecond
 
+// DefaultMaxMessageSize is a route's limit on one received message, in
+// bytes, when its MaxMessageSize is zero: 16 MiB. The injected sidecar
+// container's memory limit is 128 Mi for every route and session together,
+// and a message crossing a CURVE hop is in memory several times at once
+// (the sealed frame as it arrives, with room to grow, and its decrypted
+// payload), about three times its size. Under 16 MiB one message stays far
+// from that ceiling, so one client, the application, or a stranger let in
+// by audit mode cannot get the whole sidecar OOM-killed; zmtp's own
+// default (256 MiB) would let a single message do it.
+const DefaultMaxMessageSize = 16 << 20
+
 // Config is the sidecar's configuration: its routes and admin endpoint. The
 // command line builds one from flags (one route); a config file (YAML)
 // lists any number of routes of both kinds:
@@ -30,6 +41,7 @@ const DefaultReloadInterval = 500 * time.Millisecond
 //	    keys: /var/run/zmqauth/server
 //	    allowlist: /var/run/zmqauth/allowlist
 //	    mode: enforce
+//	    maxMessageSize: 16777216
 //	outbound:
 //	  - name: collector
 //	    listen: 127.0.0.1:6000
@@ -80,6 +92,11 @@ type InboundRoute struct {
 	// Mode is "enforce" (default) or "audit": audit lets clients outside
 	// the allowlist in, logging and counting them.
 	Mode string `json:"mode,omitempty"`
+	// MaxMessageSize limits one message, and so each of its frames,
+	// received from the network or from the application, in bytes
+	// (default DefaultMaxMessageSize). A larger one closes the connection
+	// it arrives on, and with it that session only.
+	MaxMessageSize int64 `json:"maxMessageSize,omitempty"`
 }
 
 // OutboundRoute is a client-side route: NULL on Listen (localhost), CURVE
@@ -101,6 +118,11 @@ type OutboundRoute struct {
 	// secret.key), or its keypair Secret (secret:[NAMESPACE/]NAME); the
 	// keys in it at the time of each dial are used.
 	Keys string `json:"keys"`
+	// MaxMessageSize limits one message, and so each of its frames,
+	// received from the application or from the server, in bytes (default
+	// DefaultMaxMessageSize). A larger one closes the connection it
+	// arrives on, and with it that session only.
+	MaxMessageSize int64 `json:"maxMessageSize,omitempty"`
 }
 
 // Duration is a time.Duration written as in Go ("500ms", "2s") in a config
@@ -218,6 +240,9 @@ func (c *Config) Validate() error {
 		if _, err := policy.ParseMode(r.Mode); err != nil {
 			return fmt.Errorf("route %s: mode: %w", r.Name, err)
 		}
+		if err := checkMaxMessageSize(r.Name, &r.MaxMessageSize); err != nil {
+			return err
+		}
 	}
 	for i := range c.Outbound {
 		r := &c.Outbound[i]
@@ -242,6 +267,21 @@ func (c *Config) Validate() error {
 		if err := checkRef(r.Keys, kubesource.Secret, false); err != nil {
 			return fmt.Errorf("route %s: keys: %w", r.Name, err)
 		}
+		if err := checkMaxMessageSize(r.Name, &r.MaxMessageSize); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMaxMessageSize refuses a negative message size limit and fills in
+// the default for an unset (zero) one.
+func checkMaxMessageSize(route string, n *int64) error {
+	if *n < 0 {
+		return fmt.Errorf("route %s: maxMessageSize %d: want a positive number of bytes (default %d)", route, *n, DefaultMaxMessageSize)
+	}
+	if *n == 0 {
+		*n = DefaultMaxMessageSize
 	}
 	return nil
 }

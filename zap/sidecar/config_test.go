@@ -60,6 +60,16 @@ outbound:
 				}
 			},
 		},
+		{
+			name: "message size limit given, and defaulted",
+			yaml: "inbound:\n  - {listen: ':1', app: ':2', keys: k, allowlist: a, maxMessageSize: 1048576}\noutbound:\n  - {listen: ':3', server: 'h:2', serverKey: s, keys: k}\n",
+			check: func(t *testing.T, c Config) {
+				if c.Inbound[0].MaxMessageSize != 1<<20 || c.Outbound[0].MaxMessageSize != DefaultMaxMessageSize {
+					t.Errorf("maxMessageSize %d and %d, want %d and the default %d", c.Inbound[0].MaxMessageSize, c.Outbound[0].MaxMessageSize, 1<<20, DefaultMaxMessageSize)
+				}
+			},
+		},
+		{name: "negative message size limit", yaml: "outbound:\n  - {listen: ':3', server: 'h:2', serverKey: s, keys: k, maxMessageSize: -1}\n", wantErr: "maxMessageSize -1: want a positive number of bytes"},
 		{name: "no routes", yaml: "admin: :9901\n", wantErr: "no routes"},
 		{name: "unknown field", yaml: "inbound:\n  - listn: 1.2.3.4:5\n", wantErr: "listn"},
 		{name: "bad mode", yaml: "inbound:\n  - {listen: ':1', app: ':2', keys: k, allowlist: a, mode: lax}\n", wantErr: "mode"},

@@ -117,12 +117,12 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Sidecar, err error)
 		}
 	}
 	for _, r := range s.inbound {
-		if err := r.open(ctx, s.connConfig(), s.log); err != nil {
+		if err := r.open(ctx, s.connConfig(r.cfg.MaxMessageSize), s.log); err != nil {
 			return nil, err
 		}
 	}
 	for _, r := range s.outbound {
-		if err := r.open(ctx, s.connConfig(), s.log); err != nil {
+		if err := r.open(ctx, s.connConfig(r.cfg.MaxMessageSize), s.log); err != nil {
 			return nil, err
 		}
 	}
@@ -142,9 +142,15 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Sidecar, err error)
 	return s, nil
 }
 
-// connConfig is the zmtp configuration shared by every connection.
-func (s *Sidecar) connConfig() zmtp.Config {
-	c := zmtp.Config{HandshakeTimeout: time.Duration(s.cfg.HandshakeTimeout)}
+// connConfig is the zmtp configuration of a route's connections, on the
+// network and on the application side alike: maxMessage (the route's
+// validated MaxMessageSize) limits each received message and frame.
+func (s *Sidecar) connConfig(maxMessage int64) zmtp.Config {
+	c := zmtp.Config{
+		HandshakeTimeout: time.Duration(s.cfg.HandshakeTimeout),
+		MaxFrameSize:     maxMessage,
+		MaxMessageSize:   maxMessage,
+	}
 	if hb := time.Duration(s.cfg.Heartbeat); hb > 0 {
 		c.HeartbeatInterval = hb
 		c.HeartbeatTimeout = 3 * hb
