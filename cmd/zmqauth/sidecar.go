@@ -122,6 +122,9 @@ func newSidecarInboundCommand(logOpts *sidecarLogOptions) *cobra.Command {
 		Short: "Accept CURVE clients in the allowlist and relay them to the application",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkMaxMessageSize(r.MaxMessageSize); err != nil {
+				return err
+			}
 			cfg := sidecar.Config{Admin: admin, Inbound: []sidecar.InboundRoute{r}}
 			return runSidecar(cmd, cfg, logOpts)
 		},
@@ -133,6 +136,7 @@ func newSidecarInboundCommand(logOpts *sidecarLogOptions) *cobra.Command {
 	f.StringVar(&r.Allowlist, "allowlist", "", "allowlist directory (one zcert public certificate per allowed client), or configmap:[NAMESPACE/]NAME")
 	f.StringVar(&r.Mode, "mode", "enforce", "enforce, or audit: let unknown clients in but log and count them")
 	f.StringVar(&r.Name, "name", "", "route name in metrics and logs (default inbound)")
+	f.Int64Var(&r.MaxMessageSize, "max-message-size", sidecar.DefaultMaxMessageSize, maxMessageSizeUsage)
 	f.StringVar(&admin, "admin", "", "address of /metrics, /healthz and /readyz, host:port (none if empty)")
 	for _, name := range []string{"listen", "app", "keys", "allowlist"} {
 		_ = cmd.MarkFlagRequired(name)
@@ -150,6 +154,9 @@ func newSidecarOutboundCommand(logOpts *sidecarLogOptions) *cobra.Command {
 		Short: "Accept the application's connections and relay them to a CURVE server",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkMaxMessageSize(r.MaxMessageSize); err != nil {
+				return err
+			}
 			cfg := sidecar.Config{Admin: admin, Outbound: []sidecar.OutboundRoute{r}}
 			return runSidecar(cmd, cfg, logOpts)
 		},
@@ -160,11 +167,24 @@ func newSidecarOutboundCommand(logOpts *sidecarLogOptions) *cobra.Command {
 	f.StringVar(&r.ServerKey, "server-key", "", "the server's public key: a file holding it (watched), secret:[NAMESPACE/]NAME#KEY (watched), or the 40-character Z85 key")
 	f.StringVar(&r.Keys, "keys", "", "client keypair directory (public.key, secret.key), or secret:[NAMESPACE/]NAME")
 	f.StringVar(&r.Name, "name", "", "route name in metrics and logs (default outbound)")
+	f.Int64Var(&r.MaxMessageSize, "max-message-size", sidecar.DefaultMaxMessageSize, maxMessageSizeUsage)
 	f.StringVar(&admin, "admin", "", "address of /metrics, /healthz and /readyz, host:port (none if empty)")
 	for _, name := range []string{"listen", "server", "server-key", "keys"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
 	return cmd
+}
+
+// maxMessageSizeUsage documents --max-message-size on both route commands.
+const maxMessageSizeUsage = "largest message, in bytes, accepted from the network or the application; a larger one closes its connection (16 MiB keeps a message's copies well inside the injected sidecar's 128 Mi memory limit)"
+
+// checkMaxMessageSize refuses a --max-message-size that is not positive
+// (zero would otherwise mean the default in the route's configuration).
+func checkMaxMessageSize(n int64) error {
+	if n <= 0 {
+		return fmt.Errorf("sidecar: --max-message-size %d: want a positive number of bytes", n)
+	}
+	return nil
 }
 
 // runSidecar opens the sidecar (failing at once on a bad configuration,

@@ -100,6 +100,8 @@ func TestSidecarBadUsage(t *testing.T) {
 		{"malformed key file", in("--keys", badKeys, "--allowlist", f.allowlist), "malformed"},
 		{"address in use", []string{"sidecar", "inbound", "--listen", taken.Addr().String(), "--app", "127.0.0.1:1", "--keys", f.serverKeys, "--allowlist", f.allowlist}, "cannot listen"},
 		{"admin address in use", in("--keys", f.serverKeys, "--allowlist", f.allowlist, "--admin", taken.Addr().String()), "admin"},
+		{"zero max message size", in("--keys", f.serverKeys, "--allowlist", f.allowlist, "--max-message-size", "0"), "--max-message-size 0: want a positive number of bytes"},
+		{"outbound negative max message size", []string{"sidecar", "outbound", "--listen", "127.0.0.1:0", "--server", "127.0.0.1:1", "--keys", f.clientKeys, "--server-key", f.serverPublic, "--max-message-size", "-1"}, "--max-message-size -1: want a positive number of bytes"},
 		{"bad log level", in("--keys", f.serverKeys, "--allowlist", f.allowlist, "--log-level", "loud"), "--log-level"},
 		{"outbound missing server key", []string{"sidecar", "outbound", "--listen", "127.0.0.1:0", "--server", "127.0.0.1:1", "--keys", f.clientKeys}, `"server-key" not set`},
 		{"outbound malformed server key", []string{"sidecar", "outbound", "--listen", "127.0.0.1:0", "--server", "127.0.0.1:1", "--keys", f.clientKeys, "--server-key", "nonsense"}, "server key"},
