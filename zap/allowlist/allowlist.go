@@ -81,9 +81,16 @@ type Entry struct {
 // Allowlist is an immutable snapshot of allowed client keys. It is safe for
 // concurrent use. A nil *Allowlist allows nobody.
 type Allowlist struct {
-	byKey   map[keygen.PublicKey]Entry
-	entries []Entry // sorted by Identity, then Source
+	byKey    map[keygen.PublicKey]Entry
+	entries  []Entry // sorted by Identity, then Source
+	declared bool    // the source held index.json
 }
+
+// Declared reports whether the allowlist's source held the operator's
+// index.json. An operator's allowlist ConfigMap always does, so an empty
+// declared allowlist is a server nobody has been granted yet, while an empty
+// directory without it may be a mount not filled yet.
+func (a *Allowlist) Declared() bool { return a != nil && a.declared }
 
 // New returns an allowlist of the given entries. When a key appears more than
 // once, the entry with a CurveClient identity wins, then the one whose Source
@@ -196,7 +203,9 @@ func LoadDir(dir string) (*Allowlist, error) {
 		}
 		entries = append(entries, e)
 	}
-	return New(entries...), nil
+	a := New(entries...)
+	a.declared = slices.ContainsFunc(des, func(de os.DirEntry) bool { return de.Name() == IndexFile })
+	return a, nil
 }
 
 // FromData builds an allowlist from the data of an allowlist ConfigMap read
@@ -224,7 +233,9 @@ func FromData(data map[string][]byte) (*Allowlist, error) {
 		}
 		entries = append(entries, e)
 	}
-	return New(entries...), nil
+	a := New(entries...)
+	_, a.declared = data[IndexFile]
+	return a, nil
 }
 
 // readBounded reads at most one byte more than a certificate may hold, so

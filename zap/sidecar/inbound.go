@@ -208,7 +208,7 @@ func (r *inboundRoute) allowlistFailed(err error) {
 
 // ready reports whether the route serves: keys are loaded (Open saw to
 // that), the listener is bound, and an allowlist is in force that lets
-// somebody in.
+// somebody in or that the operator declared empty.
 func (r *inboundRoute) ready() error {
 	r.mu.Lock()
 	lastErr := r.allowlistErr
@@ -219,7 +219,11 @@ func (r *inboundRoute) ready() error {
 		return fmt.Errorf("allowlist not loaded from %s: %w", r.cfg.Allowlist, lastErr)
 	case list == nil:
 		return fmt.Errorf("allowlist not loaded from %s yet", r.cfg.Allowlist)
-	case list.Len() == 0 && r.policy.Mode() == policy.Enforce:
+	case list.Len() == 0 && !list.Declared() && r.policy.Mode() == policy.Enforce:
+		// An operator's allowlist says it is empty (its index.json); an
+		// empty directory may be a mount not filled yet. A server nobody
+		// has been granted yet serves, refusing everyone, so that its pod
+		// starts; the startup probe is this one.
 		return fmt.Errorf("allowlist %s is empty: no client can connect", r.cfg.Allowlist)
 	}
 	return nil
@@ -276,13 +280,14 @@ func (g *gatedListener) Accept() (net.Conn, error) {
 }
 
 // sameEntries reports whether two allowlists allow the same keys with the
-// same identities; a nil allowlist equals nothing.
+// same identities and are both declared or both not (which readiness
+// reads); a nil allowlist equals nothing.
 func sameEntries(a, b *allowlist.Allowlist) bool {
 	if a == nil || b == nil {
 		return false
 	}
 	ea, eb := a.Entries(), b.Entries()
-	if len(ea) != len(eb) {
+	if len(ea) != len(eb) || a.Declared() != b.Declared() {
 		return false
 	}
 	for i := range ea {

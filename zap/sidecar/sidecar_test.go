@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zmqauth/zmqauth/keygen"
+	"github.com/zmqauth/zmqauth/zap/allowlist"
 	"github.com/zmqauth/zmqauth/zmtp"
 )
 
@@ -233,6 +234,39 @@ func TestFailClosedAtStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeclaredEmptyAllowlistServes: an operator's allowlist with nobody on
+// it yet (index.json and no key) is ready, so the pod of a server deployed
+// before its clients starts (the injected startup probe is /readyz), and
+// still refuses every client until one is granted.
+func TestDeclaredEmptyAllowlistServes(t *testing.T) {
+	s := newServerSetup(t)
+	if err := os.MkdirAll(s.allowDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(s.allowDir, allowlist.IndexFile), []byte("[]\n"), 0o644)
+	client := newKeyPair(t, s.sec)
+	app := startApp(t, "PULL")
+	sc := startSidecar(t, s.inbound(app.addr), s.sec)
+	addr := sc.Addr("bus").String()
+
+	if code, body := readyz(t, sc); code != http.StatusOK {
+		t.Errorf("/readyz = %d %q with a declared empty allowlist, want 200", code, body)
+	}
+	_, err := dialCurve(t, addr, client, s.server.Public)
+	var pe *zmtp.PeerError
+	if !errors.As(err, &pe) || pe.Reason != "400" {
+		t.Fatalf("dial with nobody granted: %v; want ERROR 400", err)
+	}
+	allow(t, s.allowDir, "team.client", client)
+	waitFor(t, "the granted client gets in", 3*time.Second, func() bool {
+		c, err := dialCurve(t, addr, client, s.server.Public)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	})
 }
 
 func TestBadUpdateKeepsLastGood(t *testing.T) {
