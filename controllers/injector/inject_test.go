@@ -7,6 +7,7 @@ import (
 	"net"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,8 +151,19 @@ func (e *env) testServerAndClient(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the sidecar would refuse its configuration: %v\n%s", err, c.Env[0].Value)
 			}
-			if !reflect.DeepEqual(cfg, tc.want) {
-				t.Errorf("routes:\n got %+v\nwant %+v", cfg, tc.want)
+			// The injector sets no message size limit: every route gets
+			// the sidecar's default.
+			want := tc.want
+			want.Inbound = slices.Clone(want.Inbound)
+			want.Outbound = slices.Clone(want.Outbound)
+			for i := range want.Inbound {
+				want.Inbound[i].MaxMessageSize = sidecar.DefaultMaxMessageSize
+			}
+			for i := range want.Outbound {
+				want.Outbound[i].MaxMessageSize = sidecar.DefaultMaxMessageSize
+			}
+			if !reflect.DeepEqual(cfg, want) {
+				t.Errorf("routes:\n got %+v\nwant %+v", cfg, want)
 			}
 			if !equality.Semantic.DeepEqual(c.Ports, tc.ports) {
 				t.Errorf("ports %+v, want %+v", c.Ports, tc.ports)
