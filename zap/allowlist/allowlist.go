@@ -78,6 +78,17 @@ type Entry struct {
 	Source string
 }
 
+// PreviousSuffix ends the file name of a client's previous key, which the
+// operator keeps on allowlists only for its rotation overlap:
+// NAMESPACE.NAME.previous.key.
+const PreviousSuffix = ".previous" + keygen.PublicSuffix
+
+// Previous reports whether the entry is a client's previous key, kept for
+// its rotation overlap (its file name ends in PreviousSuffix).
+func (e Entry) Previous() bool {
+	return strings.HasSuffix(filepath.Base(e.Source), PreviousSuffix)
+}
+
 // Allowlist is an immutable snapshot of allowed client keys. It is safe for
 // concurrent use. A nil *Allowlist allows nobody.
 type Allowlist struct {

@@ -491,3 +491,17 @@ func TestLoadDirSecretKeyFileNames(t *testing.T) {
 		}
 	}
 }
+
+func TestEntryPrevious(t *testing.T) {
+	for source, want := range map[string]bool{
+		"team.a.previous.key":                         true,
+		"/etc/allow/..2026_01_01/team.a.previous.key": true,
+		"team.a.key":                   false,
+		"team.a.next.key":              false,
+		"/dir.previous.key/team.a.key": false,
+	} {
+		if got := (allowlist.Entry{Source: source}).Previous(); got != want {
+			t.Errorf("Entry{Source: %q}.Previous() = %v, want %v", source, got, want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,19 @@ type Policy struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	list    atomic.Pointer[allowlist.Allowlist]
+	// retired holds the keys whose rotation overlap ended while sessions
+	// made with them may still be open (see SetAllowlist); stored before
+	// the list it goes with. Written under mu.
+	retired atomic.Pointer[map[keygen.PublicKey]retiredKey]
+	mu      sync.Mutex
+}
+
+// retiredKey is a client key that left the allowlist at the end of its
+// rotation overlap: sessions made with it stay open while its client keeps
+// the key that replaced it (anchor) under the same identity.
+type retiredKey struct {
+	identity string
+	anchor   keygen.PublicKey
 }
 
 var _ zmtp.Authenticator = (*Policy)(nil)
@@ -97,10 +111,22 @@ func (p *Policy) Mode() Mode { return p.mode }
 // and records its size and the time in metrics. Live sessions are not
 // touched: the caller re-checks them with Allowed. A nil allowlist is
 // ignored, so a failed load can never unset the last good one.
+//
+// A client key that leaves through its previous-key entry while the same
+// client keeps its current key has only ended its rotation overlap: it is
+// retired, not revoked, and Allowed keeps the sessions made with it open,
+// as established sessions survive a rotation. They stay open for as long as
+// that client goes on rotating; a key that leaves any other way (the client
+// deleted or no longer granted, a lost or leaked key replaced) closes them,
+// and so does any change that removes the key the retired one gave way to.
 func (p *Policy) SetAllowlist(a *allowlist.Allowlist) {
 	if a == nil {
 		return
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	retired := retire(p.list.Load(), p.retiredKeys(), a)
+	p.retired.Store(&retired)
 	old := p.list.Swap(a)
 	p.metrics.AllowlistLoaded(p.route, a.Len(), time.Now())
 	if old == nil {
@@ -118,14 +144,97 @@ func (p *Policy) Allowlist() *allowlist.Allowlist { return p.list.Load() }
 func (p *Policy) Ready() bool { return p.list.Load() != nil }
 
 // Allowed reports whether a session authenticated with the 32-byte client
-// key may stay open under the allowlist now in force. In audit mode every
-// key is allowed; before any allowlist is loaded in enforce mode, none is.
+// key may stay open under the allowlist now in force: the key is on it, or
+// was retired from it at the end of its rotation overlap (SetAllowlist). In
+// audit mode every key is allowed; before any allowlist is loaded in
+// enforce mode, none is. New handshakes need the key on the allowlist.
 func (p *Policy) Allowed(key []byte) bool {
 	if p.mode == Audit {
 		return true
 	}
-	_, ok := p.list.Load().Lookup(key)
+	if _, ok := p.list.Load().Lookup(key); ok {
+		return true
+	}
+	k, err := keygen.PublicKeyFromBytes(key)
+	if err != nil {
+		return false
+	}
+	_, ok := p.retiredKeys()[k]
 	return ok
+}
+
+// PruneRetired forgets the retired keys that no live session uses (live
+// holds the client keys of the route's sessions), so that the set stays as
+// small as the sessions it protects.
+func (p *Policy) PruneRetired(live [][]byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.retiredKeys()
+	if len(old) == 0 {
+		return
+	}
+	kept := make(map[keygen.PublicKey]retiredKey)
+	for _, key := range live {
+		if k, err := keygen.PublicKeyFromBytes(key); err == nil {
+			if r, ok := old[k]; ok {
+				kept[k] = r
+			}
+		}
+	}
+	p.retired.Store(&kept)
+}
+
+// retiredKeys returns the current retired keys (nil: none).
+func (p *Policy) retiredKeys() map[keygen.PublicKey]retiredKey {
+	if m := p.retired.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// retire returns the retired keys once next replaces old (see
+// SetAllowlist): those retired before whose anchor stays with the same
+// identity, or itself retires (they follow it to its anchor), and the keys
+// that leave next through a previous-key entry while a current key of the
+// same client stays.
+func retire(old *allowlist.Allowlist, before map[keygen.PublicKey]retiredKey, next *allowlist.Allowlist) map[keygen.PublicKey]retiredKey {
+	if old == nil {
+		return nil
+	}
+	// A current key of each client that stays current.
+	staying := map[string]keygen.PublicKey{}
+	for _, e := range old.Entries() {
+		if e.Previous() {
+			continue
+		}
+		if n, ok := next.Lookup(e.Key[:]); ok && n.Identity == e.Identity && !n.Previous() {
+			staying[e.Identity] = e.Key
+		}
+	}
+	out := map[keygen.PublicKey]retiredKey{}
+	for _, e := range old.Entries() {
+		if !e.Previous() {
+			continue
+		}
+		if _, still := next.Lookup(e.Key[:]); still {
+			continue
+		}
+		if anchor, ok := staying[e.Identity]; ok {
+			out[e.Key] = retiredKey{identity: e.Identity, anchor: anchor}
+		}
+	}
+	for k, r := range before {
+		if _, back := next.Lookup(k[:]); back {
+			continue // on the list again: no longer retired
+		}
+		if a, ok := out[r.anchor]; ok && a.identity == r.identity {
+			r.anchor = a.anchor // its anchor retired in turn: follow it
+		}
+		if n, ok := next.Lookup(r.anchor[:]); ok && n.Identity == r.identity {
+			out[k] = r
+		}
+	}
+	return out
 }
 
 // Authenticate answers a ZAP request: 200 with the entry's identity as

@@ -269,3 +269,75 @@ func TestVerdictAfterListChanged(t *testing.T) {
 		})
 	}
 }
+
+// TestRetiredKeys follows one client, "team/a", through allowlist changes
+// and checks which of its keys a live session may keep (Allowed) and that
+// none but those on the list opens a new one.
+func TestRetiredKeys(t *testing.T) {
+	k1, k2, k3, leaked := newKey(t), newKey(t), newKey(t), newKey(t)
+	cur := func(k keygen.PublicKey) allowlist.Entry {
+		return allowlist.Entry{Key: k, Identity: "team/a", Source: "/allow/team.a.key"}
+	}
+	prev := func(k keygen.PublicKey) allowlist.Entry {
+		return allowlist.Entry{Key: k, Identity: "team/a", Source: "/allow/team.a" + allowlist.PreviousSuffix}
+	}
+	overlap12 := allowlist.New(cur(k2), prev(k1))
+	steady2 := allowlist.New(cur(k2))
+	overlap23 := allowlist.New(cur(k3), prev(k2))
+	steady3 := allowlist.New(cur(k3))
+	replaced := allowlist.New(cur(leaked))
+	tests := []struct {
+		name    string
+		lists   []*allowlist.Allowlist
+		allowed []keygen.PublicKey // may stay open at the end
+		closed  []keygen.PublicKey // must be closed at the end
+	}{
+		{"overlap ends: the old key's sessions stay", []*allowlist.Allowlist{overlap12, steady2},
+			[]keygen.PublicKey{k1, k2}, nil},
+		{"two rotations: both old keys' sessions stay", []*allowlist.Allowlist{overlap12, steady2, overlap23, steady3},
+			[]keygen.PublicKey{k1, k2, k3}, nil},
+		{"current key replaced: the retired key's sessions close", []*allowlist.Allowlist{overlap12, steady2, replaced},
+			nil, []keygen.PublicKey{k1, k2}},
+		{"key replaced during the overlap: both close", []*allowlist.Allowlist{overlap12, replaced},
+			nil, []keygen.PublicKey{k1, k2}},
+		{"client removed: its retired key's sessions close", []*allowlist.Allowlist{overlap12, steady2, allowlist.New()},
+			nil, []keygen.PublicKey{k1, k2}},
+		{"a current key that leaves is revoked", []*allowlist.Allowlist{steady2, allowlist.New(cur(k3))},
+			nil, []keygen.PublicKey{k2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := policy.New("in", policy.Enforce, nil, nil)
+			for _, l := range tt.lists {
+				p.SetAllowlist(l)
+			}
+			for _, k := range tt.allowed {
+				if !p.Allowed(k[:]) {
+					t.Errorf("a session of %s is closed, want it kept", k)
+				}
+			}
+			for _, k := range tt.closed {
+				if p.Allowed(k[:]) {
+					t.Errorf("a session of %s stays open, want it closed", k)
+				}
+			}
+			last := tt.lists[len(tt.lists)-1]
+			for _, k := range []keygen.PublicKey{k1, k2, k3, leaked} {
+				_, listed := last.Lookup(k[:])
+				if got := p.Authenticate(context.Background(), curve(k)); (got.StatusCode == zmtp.StatusOK) != listed {
+					t.Errorf("a new handshake of %s got %d, want OK only for keys on the list", k, got.StatusCode)
+				}
+			}
+		})
+	}
+
+	// Pruned to the keys of live sessions: a retired key without one is
+	// forgotten.
+	p := policy.New("in", policy.Enforce, nil, nil)
+	p.SetAllowlist(overlap12)
+	p.SetAllowlist(steady2)
+	p.PruneRetired([][]byte{k2[:]})
+	if p.Allowed(k1[:]) {
+		t.Error("a retired key no live session uses is still allowed after PruneRetired")
+	}
+}

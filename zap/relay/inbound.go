@@ -86,6 +86,11 @@ func (in *Inbound) CloseWhere(match func(clientKey []byte) bool) int {
 // Sessions returns the number of live sessions.
 func (in *Inbound) Sessions() int { return in.reg.count() }
 
+// ClientKeys returns the long-term client keys of the live sessions (one
+// per session, so a key appears as often as it has sessions). The slices
+// must not be modified.
+func (in *Inbound) ClientKeys() [][]byte { return in.reg.clientKeys() }
+
 // establish runs the network handshake; once the client is authorized it
 // dials the application, presenting the client, and presents the
 // application to the client in READY.

@@ -108,6 +108,19 @@ func (r *registry) closeAll() {
 	}
 }
 
+// clientKeys returns the client keys of the live sessions that have one.
+func (r *registry) clientKeys() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keys := make([][]byte, 0, len(r.sessions))
+	for s := range r.sessions {
+		if s.clientKey != nil && !s.revoked {
+			keys = append(keys, s.clientKey)
+		}
+	}
+	return keys
+}
+
 // count returns the number of live sessions.
 func (r *registry) count() int {
 	r.mu.Lock()

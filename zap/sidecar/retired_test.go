@@ -1,0 +1,92 @@
+package sidecar
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/zmqauth/zmqauth/keygen"
+	"github.com/zmqauth/zmqauth/zap/allowlist"
+)
+
+// allowAs writes the public certificate of kp into dir as file, with the
+// identity in its metadata, as the operator writes allowlist entries.
+func allowAs(t *testing.T, dir, file, identity string, kp keygen.KeyPair) {
+	t.Helper()
+	md := map[string]string{allowlist.IdentityMetadata: identity}
+	data, err := keygen.NewCertificate(keygen.KeyPair{Public: kp.Public}, md).MarshalPublic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, file), data, 0o644)
+}
+
+// TestSessionOutlivesItsKeysOverlap: when a client's rotation overlap ends
+// (its previous-key entry leaves the allowlist while its current key
+// stays), a session made with the old key keeps relaying, while new
+// handshakes with that key are refused; replacing the client's current key
+// (a lost or leaked key) closes that session within a second.
+func TestSessionOutlivesItsKeysOverlap(t *testing.T) {
+	s := newServerSetup(t)
+	oldKey, newKey, replacement := newKeyPair(t, s.sec), newKeyPair(t, s.sec), newKeyPair(t, s.sec)
+	if err := os.MkdirAll(s.allowDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	allowAs(t, s.allowDir, "team.client.key", "team/client", newKey)
+	allowAs(t, s.allowDir, "team.client"+allowlist.PreviousSuffix, "team/client", oldKey)
+	app := startApp(t, "PULL")
+	sc := startSidecar(t, s.inbound(app.addr), s.sec)
+	addr := sc.Addr("bus").String()
+
+	live, err := dialCurve(t, addr, oldKey, s.server.Public)
+	if err != nil {
+		t.Fatalf("the previous key is refused during the overlap: %v", err)
+	}
+	appSide := app.accept(t)
+	closed := make(chan time.Time, 1)
+	go func() {
+		for {
+			if _, err := live.ReadFrame(nil); err != nil {
+				closed <- time.Now()
+				return
+			}
+		}
+	}()
+
+	// The overlap ends.
+	if err := os.Remove(filepath.Join(s.allowDir, "team.client"+allowlist.PreviousSuffix)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the old key refused for new sessions", 3*time.Second, func() bool {
+		c, err := dialCurve(t, addr, oldKey, s.server.Public)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err != nil
+	})
+	if err := live.WriteMessage([]byte("after the overlap")); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := appSide.ReadMessage()
+	if err != nil || len(msg) != 1 || string(msg[0]) != "after the overlap" {
+		t.Fatalf("the application read %q (%v) after the overlap ended, want the session's message", msg, err)
+	}
+	select {
+	case <-closed:
+		t.Fatal("the session made with the old key was closed when its overlap ended")
+	default:
+	}
+
+	// The client's current key is replaced outside a rotation.
+	allowAs(t, s.allowDir, "team.client.key", "team/client", replacement)
+	replaced := time.Now()
+	select {
+	case at := <-closed:
+		if d := at.Sub(replaced); d > time.Second {
+			t.Errorf("session closed %v after the key was replaced, want within 1 s", d)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("a session of a retired key stays open after its client's key was replaced")
+	}
+}
