@@ -144,7 +144,8 @@ func parseCertificate(data []byte, kind certKind) (*Certificate, error) {
 			return nil, fmt.Errorf("line %d: %w: %s is not a key line of the curve section; pyzmq would read it as a key", l.num, ErrSyntax, shownName(l.name))
 		case section == "metadata" && l.level == 1:
 			if first, ok := metadataAt[l.name]; ok {
-				return nil, fmt.Errorf("line %d: %w metadata %s (first on line %d)", l.num, ErrDuplicate, l.name, first)
+				// The name is not shown: a line may hold a key pasted as a name.
+				return nil, fmt.Errorf("line %d: %w metadata name (first on line %d)", l.num, ErrDuplicate, first)
 			}
 			metadataAt[l.name] = l.num
 			metadata[l.name] = l.value
@@ -182,8 +183,9 @@ func parseCertificate(data []byte, kind certKind) (*Certificate, error) {
 		return nil, fmt.Errorf("line %d: secret-key: %w", secret.line, err)
 	}
 	if derived != c.PublicKey {
-		// Both keys shown are public keys.
-		return nil, fmt.Errorf("line %d: %w: it derives public key %s, the file says %s", secret.line, ErrKeyMismatch, derived, c.PublicKey)
+		// Neither key is shown: the public-key line may hold a secret key
+		// pasted into the wrong place.
+		return nil, fmt.Errorf("line %d: %w on line %d: the public-key must be the one this secret-key derives", secret.line, ErrKeyMismatch, public.line)
 	}
 	return c, nil
 }

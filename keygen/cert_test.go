@@ -3,6 +3,7 @@ package keygen_test
 import (
 	"errors"
 	"maps"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -131,7 +132,7 @@ var badCertificates = []struct {
 	{"duplicated secret-key", cert("curve", pubLine, secLine, secLine), keygen.ErrDuplicate, "line 4: duplicated secret-key (first on line 3)"},
 	{"duplicated curve section", cert("curve", pubLine, "curve", secLine), keygen.ErrDuplicate, "line 3: duplicated curve section (first on line 1)"},
 	{"duplicated metadata section", cert("metadata", "metadata", "curve", pubLine), keygen.ErrDuplicate, "line 2: duplicated metadata section"},
-	{"duplicated metadata name", cert("metadata", "    a = 1", "    a = 2", "curve", pubLine), keygen.ErrDuplicate, "line 3: duplicated metadata a (first on line 2)"},
+	{"duplicated metadata name", cert("metadata", "    a = 1", "    a = 2", "curve", pubLine), keygen.ErrDuplicate, "line 3: duplicated metadata name (first on line 2)"},
 	{"key in metadata", cert("metadata", "    public-key = x", "curve", pubLine), keygen.ErrSyntax, "line 2: malformed line: public-key is not a key line"},
 	{"key-like metadata name", cert("metadata", "    secret-key-hint = x", "curve", pubLine), keygen.ErrSyntax, "line 2:"},
 	{"key at top level", cert("public-key = \""+srvPublic+"\"", "curve", pubLine), keygen.ErrSyntax, "line 1: malformed line: public-key outside the curve section"},
@@ -157,7 +158,7 @@ var badCertificates = []struct {
 	{"padded secret key", cert("curve", pubLine, `    secret-key = "`+srvSecret+`=="`), keygen.ErrKeyLength, "got 42"},
 	{"secret key bad char", cert("curve", pubLine, `    secret-key = "`+srvSecret[:21]+`~`+srvSecret[22:]+`"`), keygen.ErrInvalidZ85, "line 3: secret-key: z85: invalid character at position 21"},
 	{"secret key overflow", cert("curve", pubLine, `    secret-key = "#####`+srvSecret[5:]+`"`), keygen.ErrInvalidZ85, "line 3: secret-key: z85: group at position 0 overflows 32 bits"},
-	{"mismatched keys", cert("curve", `    public-key = "`+cliPublic+`"`, secLine), keygen.ErrKeyMismatch, "line 3: secret-key does not belong to public-key: it derives public key " + srvPublic + ", the file says " + cliPublic},
+	{"mismatched keys", cert("curve", `    public-key = "`+cliPublic+`"`, secLine), keygen.ErrKeyMismatch, "line 3: secret-key does not belong to public-key on line 2: the public-key must be the one this secret-key derives"},
 }
 
 func TestParseCertificateBad(t *testing.T) {
@@ -334,4 +335,100 @@ func TestCertificateMarshalBad(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fixedPair is a keypair made from a fixed seed: the same on every run, so a
+// check that no piece of its secret key appears in a message cannot fail by
+// chance on the message's own words.
+func fixedPair(t *testing.T) keygen.KeyPair {
+	t.Helper()
+	kp, err := keygen.GenerateKeyPair(rand.NewChaCha8([32]byte{'z', 'm', 'q', 'a', 'u', 't', 'h'}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// assertNoPiece fails when text holds any 4-character piece of input.
+func assertNoPiece(t *testing.T, text, what, input string) {
+	t.Helper()
+	for i := 0; i+4 <= len(input); i++ {
+		if strings.Contains(text, input[i:i+4]) {
+			t.Errorf("message %q repeats %q from the %s", text, input[i:i+4], what)
+			return
+		}
+	}
+}
+
+// TestCertificateErrorsHideInput: a secret key pasted where a public key or
+// a metadata name belongs must not come back in the error, so certificate
+// errors say what is wrong without any text of the input.
+func TestCertificateErrorsHideInput(t *testing.T) {
+	kp := fixedPair(t)
+	sec := kp.Secret.Z85()
+	// The characters of the secret key that a ZPL name may hold: a key
+	// pasted as a metadata name, as far as that can be one.
+	name := strings.Trim(strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("$-_@.&+/", r) {
+			return r
+		}
+		return -1
+	}, sec), "/")
+	if len(name) < 8 {
+		t.Fatalf("the fixed key gives a name of %d characters; choose another seed", len(name))
+	}
+	secAsPublic, err := keygen.ParsePublicKey(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, err, want error) {
+		t.Helper()
+		if !errors.Is(err, want) {
+			t.Fatalf("err = %v, want %v", err, want)
+		}
+		assertNoPiece(t, err.Error(), "secret key", sec)
+		assertNoPiece(t, err.Error(), "metadata name", name)
+	}
+	secLineOf := `    secret-key = "` + sec + `"`
+	parse := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"secret key as public-key", cert("curve", `    public-key = "`+sec+`"`, secLineOf), keygen.ErrKeyMismatch},
+		{"another public-key", cert("curve", pubLine, secLineOf), keygen.ErrKeyMismatch},
+		{"duplicated metadata name", cert("metadata", "    "+name+" = 1", "    "+name+" = 2", "curve", pubLine), keygen.ErrDuplicate},
+	}
+	for _, tt := range parse {
+		t.Run("parse "+tt.name, func(t *testing.T) {
+			_, err := keygen.ParseCertificate([]byte(tt.in))
+			check(t, err, tt.want)
+			if tt.want == keygen.ErrKeyMismatch && !strings.Contains(err.Error(), "line 3: secret-key does not belong to public-key on line 2") {
+				t.Errorf("message %q does not say which lines disagree", err)
+			}
+		})
+	}
+	marshal := []struct {
+		name string
+		cert *keygen.Certificate
+		want error
+	}{
+		{"secret key as public key", &keygen.Certificate{PublicKey: secAsPublic, SecretKey: kp.Secret}, keygen.ErrKeyMismatch},
+		{"invalid name", keygen.NewCertificate(kp, map[string]string{sec + "!": "x"}), keygen.ErrMetadata},
+		{"reserved name", keygen.NewCertificate(kp, map[string]string{"secret-key" + name: "x"}), keygen.ErrMetadata},
+		{"control character", keygen.NewCertificate(kp, map[string]string{name: sec + "\n"}), keygen.ErrMetadata},
+		{"both quotes", keygen.NewCertificate(kp, map[string]string{name: `"'` + sec}), keygen.ErrMetadata},
+	}
+	for _, tt := range marshal {
+		t.Run("marshal "+tt.name, func(t *testing.T) {
+			_, err := tt.cert.MarshalSecret()
+			check(t, err, tt.want)
+			if tt.want == keygen.ErrMetadata {
+				_, err := tt.cert.MarshalPublic()
+				check(t, err, tt.want)
+			}
+		})
+	}
+	check(t, keygen.CheckMetadata(sec+"!", sec), keygen.ErrMetadata)
+	check(t, keygen.CheckMetadata(name, sec+"\x7f"), keygen.ErrMetadata)
 }

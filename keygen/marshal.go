@@ -55,12 +55,14 @@ func (c *Certificate) marshal(banner string, withSecret bool) ([]byte, error) {
 			return nil, err
 		}
 		if derived != c.PublicKey {
-			return nil, fmt.Errorf("%w: it derives public key %s, the certificate says %s", ErrKeyMismatch, derived, c.PublicKey)
+			// Neither key is shown: the public key may be a secret key put
+			// in the wrong field.
+			return nil, fmt.Errorf("%w: the public key must be the one the secret key derives", ErrKeyMismatch)
 		}
 	}
 	names := make([]string, 0, len(c.Metadata))
 	for name, value := range c.Metadata {
-		if err := checkMetadata(name, value); err != nil {
+		if err := CheckMetadata(name, value); err != nil {
 			return nil, err
 		}
 		names = append(names, name)
@@ -86,22 +88,26 @@ func (c *Certificate) marshal(banner string, withSecret bool) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// checkMetadata reports whether a metadata pair can be written so that CZMQ
-// and pyzmq read it back unchanged.
-func checkMetadata(name, value string) error {
+// CheckMetadata reports whether a metadata pair can be written so that CZMQ
+// and pyzmq read it back unchanged; Marshal fails on the first pair that
+// cannot. Its error says what is wrong but never repeats the name or the
+// value (either may be a key pasted into the wrong place); a caller that
+// knows them to be safe to show, such as a command line tool checking its
+// own flags, adds them itself.
+func CheckMetadata(name, value string) error {
 	if !validZPLName(name) {
-		return fmt.Errorf("%w: name %q: use letters, digits and $-_@.&+/ (not at the ends)", ErrMetadata, name)
+		return fmt.Errorf("%w: a name is not valid: use letters, digits and $-_@.&+/ (not at the ends)", ErrMetadata)
 	}
 	if reservedName(name) {
-		return fmt.Errorf("%w: name %q: pyzmq would read it as a key", ErrMetadata, shownName(name))
+		return fmt.Errorf("%w: a name starts with public-key or secret-key: pyzmq would read it as a key", ErrMetadata)
 	}
 	for i := 0; i < len(value); i++ {
 		if value[i] < 0x20 || value[i] == 0x7f {
-			return fmt.Errorf("%w: value of %s holds a control character", ErrMetadata, name)
+			return fmt.Errorf("%w: a value holds a control character", ErrMetadata)
 		}
 	}
 	if strings.IndexByte(value, '"') >= 0 && strings.IndexByte(value, '\'') >= 0 {
-		return fmt.Errorf("%w: value of %s holds both kinds of quote", ErrMetadata, name)
+		return fmt.Errorf("%w: a value holds both kinds of quote", ErrMetadata)
 	}
 	return nil
 }
