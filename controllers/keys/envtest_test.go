@@ -311,17 +311,33 @@ func testRepair(t *testing.T, env *keystest.Env) {
 		kind    keys.Kind
 		edit    func(d map[string][]byte)
 		touched []string
+		from    string // the data key the repair used
 	}{
 		{"server: curve.key deleted and public.key changed", keys.ServerKind(), func(d map[string][]byte) {
 			delete(d, secretlayout.KeyCertificate)
 			d[secretlayout.KeyPublic] = []byte(other.Public.String())
-		}, []string{"curve.key", "public.key"}},
+		}, []string{"curve.key", "public.key"}, secretlayout.KeySecret},
 		{"server: curve.key_secret garbage", keys.ServerKind(), func(d map[string][]byte) {
 			d[secretlayout.KeySecretCertificate] = []byte("#   junk\n")
-		}, []string{"curve.key_secret"}},
+		}, []string{"curve.key_secret"}, secretlayout.KeySecret},
 		{"client: public.key deleted", keys.ClientKind(), func(d map[string][]byte) {
 			delete(d, secretlayout.KeyPublic)
-		}, []string{"public.key"}},
+		}, []string{"public.key"}, secretlayout.KeySecret},
+		// secret.key lost, curve.key_secret intact: the key is not lost.
+		{"server: secret.key deleted", keys.ServerKind(), func(d map[string][]byte) {
+			delete(d, secretlayout.KeySecret)
+		}, []string{"secret.key"}, secretlayout.KeySecretCertificate},
+		{"server: secret.key damaged", keys.ServerKind(), func(d map[string][]byte) {
+			d[secretlayout.KeySecret] = []byte("not a key")
+		}, []string{"secret.key"}, secretlayout.KeySecretCertificate},
+		// Only the status still says which key is in use.
+		{"server: secret.key and public.key deleted", keys.ServerKind(), func(d map[string][]byte) {
+			delete(d, secretlayout.KeySecret)
+			delete(d, secretlayout.KeyPublic)
+		}, []string{"public.key", "secret.key"}, secretlayout.KeySecretCertificate},
+		{"client: secret.key deleted", keys.ClientKind(), func(d map[string][]byte) {
+			delete(d, secretlayout.KeySecret)
+		}, []string{"secret.key"}, secretlayout.KeySecretCertificate},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -350,6 +366,12 @@ func testRepair(t *testing.T, env *keystest.Env) {
 				_, err := secretlayout.ParseKeyPair(s)
 				return err == nil, nil
 			})
+			if kp, _ := secretlayout.ParseKeyPair(s); kp.Public != want.Public || !kp.Secret.Equal(want.Secret) {
+				t.Fatalf("repair changed the key (revision annotation %q)", s.Annotations[secretlayout.AnnotationKeyRevision])
+			}
+			if rev := s.Annotations[secretlayout.AnnotationKeyRevision]; rev != "1" {
+				t.Errorf("revision annotation %q after a repair, want 1", rev)
+			}
 			obj = waitKey(t, env, obj, tt.kind, 1)
 			got := checkLayout(t, s, obj, tt.kind)
 			if got.Public != want.Public || !got.Secret.Equal(want.Secret) {
@@ -363,6 +385,12 @@ func testRepair(t *testing.T, env *keystest.Env) {
 				if !strings.Contains(ev.Note, k) {
 					t.Errorf("repair event %q does not name %s", ev.Note, k)
 				}
+			}
+			if !strings.Contains(ev.Note, "from its intact "+tt.from+";") {
+				t.Errorf("repair event %q does not say it repaired from %s", ev.Note, tt.from)
+			}
+			if lost, err := env.Events(ctx, ns, obj.GetName(), keys.EventKeyLost); err != nil || len(lost) != 0 {
+				t.Errorf("KeyLost events %d (%v) for a key that was repaired", len(lost), err)
 			}
 			if strings.Contains(ev.Note, want.Secret.Z85()) {
 				t.Fatal("repair event contains the secret key")
@@ -390,14 +418,26 @@ func testLost(t *testing.T, env *keystest.Env) {
 				t.Fatal(err)
 			}
 		}},
-		{"server: secret.key removed", keys.ServerKind(), func(t *testing.T, s *corev1.Secret) {
+		{"server: secret.key and curve.key_secret removed", keys.ServerKind(), func(t *testing.T, s *corev1.Secret) {
 			delete(s.Data, secretlayout.KeySecret)
+			delete(s.Data, secretlayout.KeySecretCertificate)
 			if err := env.Client.Update(ctx, s, client.FieldOwner("kubectl-edit")); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"server: secret.key invalid", keys.ServerKind(), func(t *testing.T, s *corev1.Secret) {
+		{"server: secret.key invalid, curve.key_secret of another keypair", keys.ServerKind(), func(t *testing.T, s *corev1.Secret) {
+			// An intact certificate that does not hold the key in use
+			// (neither public.key's nor the status's) is no source.
+			other, err := keygen.GenerateKeyPair(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := secretlayout.KeyPairData(other, "elsewhere/other")
+			if err != nil {
+				t.Fatal(err)
+			}
 			s.Data[secretlayout.KeySecret] = []byte("not a key")
+			s.Data[secretlayout.KeySecretCertificate] = data[secretlayout.KeySecretCertificate]
 			if err := env.Client.Update(ctx, s, client.FieldOwner("kubectl-edit")); err != nil {
 				t.Fatal(err)
 			}

@@ -243,13 +243,19 @@ func (r *Reconciler) create(ctx context.Context, obj client.Object) (secretlayou
 }
 
 // check validates an existing Secret controlled by obj and writes it back
-// when it is damaged: repaired from secret.key when that is intact,
-// replaced with a new keypair when it is not.
+// when it is damaged: repaired from secret.key when that is intact, else
+// from curve.key_secret when that is intact and holds the key in use;
+// replaced with a new keypair only when neither holds it.
 func (r *Reconciler) check(ctx context.Context, obj client.Object, secret *corev1.Secret) (outcome, error) {
 	f := r.Kind.Fields(obj)
+	source := secretlayout.KeySecret
 	kp, keyErr := secretlayout.ParseSecretKeyData(secret)
 	if keyErr != nil {
-		return r.replace(ctx, obj, secret, keyErr)
+		var ok bool
+		if kp, ok = r.keyFromCertificate(obj, secret); !ok {
+			return r.replace(ctx, obj, secret, keyErr)
+		}
+		source = secretlayout.KeySecretCertificate
 	}
 	st := r.repairState(obj, secret, kp)
 	data, err := st.Data(identity(obj))
@@ -268,14 +274,39 @@ func (r *Reconciler) check(ctx context.Context, obj client.Object, secret *corev
 			"took Secret %s (keypair revision %d, public key %s) into management", secret.Name, st.Revision, st.Current.Public)
 	} else {
 		r.Recorder.Eventf(obj, secret, corev1.EventTypeWarning, EventSecretRepaired, "RepairSecret",
-			"Secret %s was edited: rewrote %s from its intact secret.key; the key is unchanged (revision %d, public key %s)",
-			secret.Name, strings.Join(append(dataKeys, anns...), ", "), st.Revision, st.Current.Public)
+			"Secret %s was edited: rewrote %s from its intact %s; the key is unchanged (revision %d, public key %s)",
+			secret.Name, strings.Join(append(dataKeys, anns...), ", "), source, st.Revision, st.Current.Public)
 	}
 	return ready(f.SecretName, st), nil
 }
 
+// keyFromCertificate returns the keypair of a Secret's curve.key_secret when
+// secret.key is unusable: the certificate must parse (its secret key derives
+// its public key) and hold the key in use, i.e. its public key is the
+// Secret's public.key or the status's publicKey. A certificate that holds
+// some other keypair is not trusted: the key is then lost.
+func (r *Reconciler) keyFromCertificate(obj client.Object, secret *corev1.Secret) (keygen.KeyPair, bool) {
+	raw, ok := secret.Data[secretlayout.KeySecretCertificate]
+	if !ok {
+		return keygen.KeyPair{}, false
+	}
+	c, err := keygen.ParseSecretCertificate(raw)
+	if err != nil {
+		return keygen.KeyPair{}, false
+	}
+	kp := c.KeyPair()
+	if pk, err := keygen.ParsePublicKey(string(secret.Data[secretlayout.KeyPublic])); err == nil && pk == kp.Public {
+		return kp, true
+	}
+	if status := *r.Kind.Fields(obj).PublicKey; status != "" && status == kp.Public.String() {
+		return kp, true
+	}
+	return keygen.KeyPair{}, false
+}
+
 // replace writes a new keypair into a Secret whose secret key is missing or
-// invalid: there is nothing to repair from.
+// invalid in both secret.key and curve.key_secret: there is nothing to
+// repair from.
 func (r *Reconciler) replace(ctx context.Context, obj client.Object, secret *corev1.Secret, keyErr error) (outcome, error) {
 	f := r.Kind.Fields(obj)
 	prev := *f.KeyRevision
