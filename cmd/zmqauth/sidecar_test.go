@@ -96,6 +96,8 @@ func TestSidecarBadUsage(t *testing.T) {
 		{"stray argument", append(in("--keys", f.serverKeys, "--allowlist", f.allowlist), "extra"), "extra"},
 		{"bad mode", in("--keys", f.serverKeys, "--allowlist", f.allowlist, "--mode", "lenient"), "unknown mode"},
 		{"bad address", []string{"sidecar", "inbound", "--listen", "localhost", "--app", "127.0.0.1:1", "--keys", f.serverKeys, "--allowlist", f.allowlist}, "missing port"},
+		{"app port out of range", []string{"sidecar", "inbound", "--listen", "127.0.0.1:0", "--app", "127.0.0.1:99999", "--keys", f.serverKeys, "--allowlist", f.allowlist}, `sidecar: route inbound: app: address "127.0.0.1:99999": port "99999": want a number from 1 to 65535`},
+		{"outbound server port not a number", []string{"sidecar", "outbound", "--listen", "127.0.0.1:0", "--server", "collector:abc", "--keys", f.clientKeys, "--server-key", f.serverPublic}, `sidecar: route outbound: server: address "collector:abc": port "abc"`},
 		{"missing key directory", in("--keys", filepath.Join(f.serverKeys, "nope"), "--allowlist", f.allowlist), "secret.key"},
 		{"malformed key file", in("--keys", badKeys, "--allowlist", f.allowlist), "malformed"},
 		{"address in use", []string{"sidecar", "inbound", "--listen", taken.Addr().String(), "--app", "127.0.0.1:1", "--keys", f.serverKeys, "--allowlist", f.allowlist}, "cannot listen"},

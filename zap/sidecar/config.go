@@ -219,7 +219,7 @@ func (c *Config) Validate() error {
 		if err := listen(r.Name, r.Listen); err != nil {
 			return err
 		}
-		if _, err := NormalizeAddr(r.App); err != nil {
+		if _, err := NormalizeDialAddr(r.App); err != nil {
 			return fmt.Errorf("route %s: app: %w", r.Name, err)
 		}
 		if r.Keys == "" {
@@ -252,7 +252,7 @@ func (c *Config) Validate() error {
 		if err := listen(r.Name, r.Listen); err != nil {
 			return err
 		}
-		if _, err := NormalizeAddr(r.Server); err != nil {
+		if _, err := NormalizeDialAddr(r.Server); err != nil {
 			return fmt.Errorf("route %s: server: %w", r.Name, err)
 		}
 		if r.ServerKey == "" {
@@ -326,9 +326,23 @@ func checkRef(s string, kind kubesource.Kind, dataKey bool) error {
 	return nil
 }
 
-// NormalizeAddr checks a host:port address, with or without a tcp://
-// prefix, and returns it without the prefix.
+// NormalizeAddr checks an address to listen on, host:port with or without
+// a tcp:// prefix, and returns it without the prefix. The port is a number
+// from 0 to 65535; 0 lets the system pick a free one.
 func NormalizeAddr(addr string) (string, error) {
+	return normalizeAddr(addr, 0)
+}
+
+// NormalizeDialAddr checks an address to connect to (an application's or
+// a server's) as NormalizeAddr does, except that its port must be one a
+// connection can reach: 1 to 65535. A port no dial can succeed with would
+// otherwise only show as every connection's retries failing.
+func NormalizeDialAddr(addr string) (string, error) {
+	return normalizeAddr(addr, 1)
+}
+
+// normalizeAddr is NormalizeAddr with minPort the lowest port accepted.
+func normalizeAddr(addr string, minPort int) (string, error) {
 	if addr == "" {
 		return "", errors.New("an address (host:port) is required")
 	}
@@ -346,8 +360,27 @@ func NormalizeAddr(addr string) (string, error) {
 	if port == "" {
 		return "", fmt.Errorf("address %q: missing port", addr)
 	}
+	if n, ok := portNumber(port); !ok || n < minPort {
+		return "", fmt.Errorf("address %q: port %q: want a number from %d to 65535", addr, port, minPort)
+	}
 	if host == "*" { // libzmq's wildcard
 		a = net.JoinHostPort("", port)
 	}
 	return a, nil
+}
+
+// portNumber parses a port written as decimal digits only (no sign, no
+// service name) and reports whether it is at most 65535.
+func portNumber(s string) (int, bool) {
+	if len(s) > 5 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n <= 65535
 }

@@ -52,6 +52,15 @@ outbound:
 			},
 		},
 		{
+			name: "port 0 to listen on and the highest port to dial",
+			yaml: "admin: 127.0.0.1:0\ninbound:\n  - {listen: 'tcp://*:0', app: '127.0.0.1:65535', keys: k, allowlist: a}\noutbound:\n  - {listen: '127.0.0.1:0', server: 'tcp://[fd00::7]:1', serverKey: s, keys: k}\n",
+			check: func(t *testing.T, c Config) {
+				if c.Inbound[0].App != "127.0.0.1:65535" || c.Outbound[0].Server != "tcp://[fd00::7]:1" {
+					t.Errorf("addresses changed: %+v %+v", c.Inbound[0], c.Outbound[0])
+				}
+			},
+		},
+		{
 			name: "one outbound route named by default",
 			yaml: `{"outbound":[{"listen":"127.0.0.1:1","server":"h:2","serverKey":"k","keys":"d"}]}`,
 			check: func(t *testing.T, c Config) {
@@ -77,6 +86,13 @@ outbound:
 		{name: "missing keys", yaml: "outbound:\n  - {listen: ':1', server: 'h:2', serverKey: x}\n", wantErr: "keys"},
 		{name: "missing server key", yaml: "outbound:\n  - {listen: ':1', server: 'h:2', keys: k}\n", wantErr: "server key"},
 		{name: "address without port", yaml: "inbound:\n  - {listen: '0.0.0.0', app: ':2', keys: k, allowlist: a}\n", wantErr: "listen"},
+		{name: "app port out of range", yaml: "inbound:\n  - {listen: ':1', app: '127.0.0.1:99999', keys: k, allowlist: a}\n", wantErr: `route inbound: app: address "127.0.0.1:99999": port "99999": want a number from 1 to 65535`},
+		{name: "app port not a number", yaml: "inbound:\n  - {listen: ':1', app: 'localhost:abc', keys: k, allowlist: a}\n", wantErr: `route inbound: app: address "localhost:abc": port "abc"`},
+		{name: "app port zero", yaml: "inbound:\n  - {listen: ':1', app: '127.0.0.1:0', keys: k, allowlist: a}\n", wantErr: `route inbound: app: address "127.0.0.1:0": port "0": want a number from 1 to 65535`},
+		{name: "server port out of range", yaml: "outbound:\n  - {listen: ':3', server: 'h:65536', serverKey: s, keys: k}\n", wantErr: `route outbound: server: address "h:65536": port "65536"`},
+		{name: "server port zero", yaml: "outbound:\n  - {listen: ':3', server: 'tcp://h:0', serverKey: s, keys: k}\n", wantErr: `route outbound: server: address "tcp://h:0"`},
+		{name: "listen port out of range", yaml: "outbound:\n  - {listen: '127.0.0.1:70000', server: 'h:2', serverKey: s, keys: k}\n", wantErr: `route outbound: listen: address "127.0.0.1:70000": port "70000": want a number from 0 to 65535`},
+		{name: "admin port not a number", yaml: "admin: ':metrics'\noutbound:\n  - {listen: ':3', server: 'h:2', serverKey: s, keys: k}\n", wantErr: `admin: address ":metrics": port "metrics"`},
 		{name: "other transport", yaml: "inbound:\n  - {listen: 'ipc:///tmp/x', app: ':2', keys: k, allowlist: a}\n", wantErr: "tcp://"},
 		{name: "same listen address twice", yaml: "inbound:\n  - {listen: ':1', app: ':2', keys: k, allowlist: a}\n  - {listen: ':1', app: ':3', keys: k, allowlist: a}\n", wantErr: "also route"},
 		{name: "same name twice", yaml: "inbound:\n  - {name: x, listen: ':1', app: ':2', keys: k, allowlist: a}\noutbound:\n  - {name: x, listen: ':3', server: 'h:2', serverKey: s, keys: k}\n", wantErr: "used twice"},
@@ -119,6 +135,43 @@ func TestNormalizeAddr(t *testing.T) {
 		got, err := NormalizeAddr(tt.in)
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("NormalizeAddr(%q) = %q, %v; want %q, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestNormalizeAddrPorts checks the port: a number within range, 0 (any
+// free port) only for an address to listen on, never a name or a sign.
+func TestNormalizeAddrPorts(t *testing.T) {
+	tests := []struct {
+		in           string
+		listen, dial bool // accepted by NormalizeAddr, NormalizeDialAddr
+	}{
+		{"127.0.0.1:1", true, true},
+		{"127.0.0.1:65535", true, true},
+		{"tcp://collector.monitoring.svc:5555", true, true},
+		{"127.0.0.1:0", true, false},
+		{"tcp://*:0", true, false},
+		{":0", true, false},
+		{"127.0.0.1:65536", false, false},
+		{"127.0.0.1:99999", false, false},
+		{"127.0.0.1:100000", false, false},
+		{"host:abc", false, false},
+		{"host:http", false, false},
+		{"host:-1", false, false},
+		{"host:+80", false, false},
+		{"host:5e3", false, false},
+		{"[::1]:99999", false, false},
+	}
+	for _, tt := range tests {
+		if _, err := NormalizeAddr(tt.in); (err == nil) != tt.listen {
+			t.Errorf("NormalizeAddr(%q): err = %v, want accepted=%v", tt.in, err, tt.listen)
+		}
+		_, err := NormalizeDialAddr(tt.in)
+		if (err == nil) != tt.dial {
+			t.Errorf("NormalizeDialAddr(%q): err = %v, want accepted=%v", tt.in, err, tt.dial)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("NormalizeDialAddr(%q): error %q is not one line", tt.in, err)
 		}
 	}
 }
