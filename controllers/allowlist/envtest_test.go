@@ -37,6 +37,7 @@ func TestAllowlistEnvtest(t *testing.T) {
 	t.Run("InvalidGrantSelector", func(t *testing.T) { t.Parallel(); testInvalidGrantSelector(t, env) })
 	t.Run("PyZMQ", func(t *testing.T) { t.Parallel(); testPyZMQ(t, env) })
 	t.Run("EditedByHand", func(t *testing.T) { t.Parallel(); testEditedByHand(t, env) })
+	t.Run("ModeFollowsSpec", func(t *testing.T) { t.Parallel(); testModeFollowsSpec(t, env) })
 }
 
 // testEditedByHand: the allowlist ConfigMap holds exactly what the
@@ -48,7 +49,7 @@ func testEditedByHand(t *testing.T, env *at.Env) {
 	env.Create(t, at.Server(ns, "bus"))
 	env.Create(t, at.Client(ns, "app", "bus"))
 	app := secretlayout.ClientKeyFile(ns, "app")
-	cm := env.WaitAllowlist(t, ns, "bus", "app", func(cm *corev1.ConfigMap) bool { return has(cm, app) && len(cm.Data) == 2 })
+	cm := env.WaitAllowlist(t, ns, "bus", "app", func(cm *corev1.ConfigMap) bool { return has(cm, app) && len(cm.Data) == 3 })
 	want := cm.Data[app]
 
 	ctx := context.Background()
@@ -58,7 +59,7 @@ func testEditedByHand(t *testing.T, env *at.Env) {
 		t.Fatal(err)
 	}
 	env.WaitAllowlist(t, ns, "bus", "the added file removed", func(cm *corev1.ConfigMap) bool {
-		return hasNone(cm, intruder) && cm.Data[app] == want && len(cm.Data) == 2
+		return hasNone(cm, intruder) && cm.Data[app] == want && len(cm.Data) == 3
 	})
 
 	patch = []byte(`{"metadata":{"labels":null},"data":{"` + app + `":null}}`)
@@ -67,7 +68,26 @@ func testEditedByHand(t *testing.T, env *at.Env) {
 	}
 	env.WaitAllowlist(t, ns, "bus", "labels and data restored", func(cm *corev1.ConfigMap) bool {
 		return cm.Labels[secretlayout.LabelAllowlist] == "bus" && cm.Labels[secretlayout.LabelManagedBy] == secretlayout.ManagedBy &&
-			cm.Data[app] == want && len(cm.Data) == 2
+			cm.Data[app] == want && len(cm.Data) == 3
+	})
+}
+
+// testModeFollowsSpec: the allowlist carries the server's mode (enforce
+// when unset), and a changed spec.mode changes it, so running sidecars,
+// which reload it with the keys, switch from audit to enforce.
+func testModeFollowsSpec(t *testing.T, env *at.Env) {
+	ns := env.Namespace(t, "mode", nil)
+	srv := at.Server(ns, "bus")
+	env.Create(t, srv)
+	env.WaitAllowlist(t, ns, "bus", "mode enforce by default", func(cm *corev1.ConfigMap) bool {
+		return cm.Data[secretlayout.AllowlistMode] == string(v1alpha1.ModeEnforce)
+	})
+	patch := []byte(`{"spec":{"mode":"audit"}}`)
+	if err := env.Client.Patch(context.Background(), srv, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
+	env.WaitAllowlist(t, ns, "bus", "mode audit", func(cm *corev1.ConfigMap) bool {
+		return cm.Data[secretlayout.AllowlistMode] == string(v1alpha1.ModeAudit)
 	})
 }
 
@@ -180,7 +200,7 @@ func testSelectorsAndRawKeys(t *testing.T, env *at.Env) {
 	wf, rf, of := secretlayout.ClientKeyFile(ns, "worker"), secretlayout.ClientKeyFile(ns, "ref"), secretlayout.ClientKeyFile(ns, "other")
 	raw := secretlayout.RawKeyFile(laptop.Public)
 	cm := env.WaitAllowlist(t, ns, "bus", "worker, ref and the laptop", func(cm *corev1.ConfigMap) bool {
-		return has(cm, wf, rf, raw) && len(cm.Data) == 4
+		return has(cm, wf, rf, raw) && len(cm.Data) == 5
 	})
 	checkEntry(t, cm, wf, worker.Status.PublicKey, ns+"/worker", allowlist.GrantServerSelector)
 	checkEntry(t, cm, rf, ref.Status.PublicKey, ns+"/ref", allowlist.GrantClientRef)

@@ -41,6 +41,13 @@ type content struct {
 	size int
 }
 
+// withMode adds the server's mode (enforce or audit) to the allowlist's
+// data, as the file sidecars read it from.
+func (c *content) withMode(mode string) {
+	c.data[secretlayout.AllowlistMode] = mode
+	c.size += len(secretlayout.AllowlistMode) + len(mode)
+}
+
 // renderer renders allowlists deterministically and keeps, per server, the
 // files of its last render, so an unchanged file is not rendered again.
 type renderer struct {

@@ -216,6 +216,11 @@ func (r *ServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	mode := srv.Spec.Mode
+	if mode == "" {
+		mode = v1alpha1.ModeEnforce
+	}
+	c.withMode(string(mode))
 
 	cmName := secretlayout.AllowlistConfigMapName(srv.Name)
 	cond := metav1.Condition{Type: v1alpha1.ConditionAllowlistReady, ObservedGeneration: srv.Generation}

@@ -102,6 +102,10 @@ const (
 	AllowlistSuffix = "-allowlist"
 	// AllowlistIndex is the data key of the allowlist's JSON index.
 	AllowlistIndex = "index.json"
+	// AllowlistMode is the data key holding the server's mode, "enforce"
+	// or "audit", which sidecars reload with the allowlist, so that a
+	// changed spec.mode reaches running pods.
+	AllowlistMode = "mode"
 	// PreviousSuffix ends the file name of a client's previous key in an
 	// allowlist, before KeyFileSuffix.
 	PreviousSuffix = ".previous"

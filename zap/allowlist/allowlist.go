@@ -49,6 +49,14 @@ import (
 	"github.com/zmqauth/zmqauth/zap/keyfiles"
 )
 
+// ModeFile is the name of the file in which an operator's allowlist carries
+// its server's mode ("enforce" or "audit"), reloaded with the keys. LoadDir
+// reads it into Mode; what it means is the caller's.
+const ModeFile = "mode"
+
+// maxModeFile bounds what is read of a mode file.
+const maxModeFile = 64
+
 // IndexFile is the name of the machine-readable index an allowlist ConfigMap
 // carries. LoadDir ignores it.
 const IndexFile = "index.json"
@@ -95,6 +103,16 @@ type Allowlist struct {
 	byKey    map[keygen.PublicKey]Entry
 	entries  []Entry // sorted by Identity, then Source
 	declared bool    // the source held index.json
+	mode     string  // the content of ModeFile, trimmed; "" without one
+}
+
+// Mode returns the content of the source's mode file (ModeFile), without
+// surrounding space, or "" when it had none.
+func (a *Allowlist) Mode() string {
+	if a == nil {
+		return ""
+	}
+	return a.mode
 }
 
 // Declared reports whether the allowlist's source held the operator's
@@ -216,7 +234,27 @@ func LoadDir(dir string) (*Allowlist, error) {
 	}
 	a := New(entries...)
 	a.declared = slices.ContainsFunc(des, func(de os.DirEntry) bool { return de.Name() == IndexFile })
+	if slices.ContainsFunc(des, func(de os.DirEntry) bool { return de.Name() == ModeFile }) {
+		data, err := readBounded(filepath.Join(readDir, ModeFile))
+		if err != nil {
+			return nil, fmt.Errorf("allowlist: %w", err)
+		}
+		if a.mode, err = modeText(data); err != nil {
+			return nil, fmt.Errorf("allowlist: %s: %w", filepath.Join(dir, ModeFile), err)
+		}
+	}
 	return a, nil
+}
+
+// modeText returns the trimmed content of a mode file, refusing one too
+// long to be a mode name (it is not echoed: nothing read from an allowlist
+// is).
+func modeText(data []byte) (string, error) {
+	m := strings.TrimSpace(string(data))
+	if len(m) > maxModeFile {
+		return "", fmt.Errorf("%d bytes, too long for a mode name", len(data))
+	}
+	return m, nil
 }
 
 // FromData builds an allowlist from the data of an allowlist ConfigMap read
@@ -246,6 +284,12 @@ func FromData(data map[string][]byte) (*Allowlist, error) {
 	}
 	a := New(entries...)
 	_, a.declared = data[IndexFile]
+	if m, ok := data[ModeFile]; ok {
+		var err error
+		if a.mode, err = modeText(m); err != nil {
+			return nil, fmt.Errorf("allowlist: %s: %w", ModeFile, err)
+		}
+	}
 	return a, nil
 }
 

@@ -65,7 +65,7 @@ const (
 // safe for concurrent use.
 type Policy struct {
 	route   string
-	mode    Mode
+	audit   atomic.Bool // the mode: Audit when set, else Enforce
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	list    atomic.Pointer[allowlist.Allowlist]
@@ -96,16 +96,33 @@ func New(route string, mode Mode, m *metrics.Metrics, log *slog.Logger) *Policy 
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Policy{
+	p := &Policy{
 		route:   route,
-		mode:    mode,
 		metrics: m,
-		log:     log.With("route", route, "mode", string(mode)),
+		log:     log.With("route", route),
 	}
+	p.audit.Store(mode == Audit)
+	return p
 }
 
 // Mode returns the policy's mode.
-func (p *Policy) Mode() Mode { return p.mode }
+func (p *Policy) Mode() Mode {
+	if p.audit.Load() {
+		return Audit
+	}
+	return Enforce
+}
+
+// SetMode changes the mode for the handshakes that follow and reports
+// whether it changed. Live sessions are not touched: after a switch to
+// Enforce the caller closes those Allowed no longer keeps.
+func (p *Policy) SetMode(m Mode) bool {
+	changed := p.audit.Swap(m == Audit) != (m == Audit)
+	if changed {
+		p.log.Info("mode changed", "mode", string(p.Mode()))
+	}
+	return changed
+}
 
 // SetAllowlist puts an allowlist in force for the handshakes that follow,
 // and records its size and the time in metrics. Live sessions are not
@@ -149,7 +166,7 @@ func (p *Policy) Ready() bool { return p.list.Load() != nil }
 // audit mode every key is allowed; before any allowlist is loaded in
 // enforce mode, none is. New handshakes need the key on the allowlist.
 func (p *Policy) Allowed(key []byte) bool {
-	if p.mode == Audit {
+	if p.Mode() == Audit {
 		return true
 	}
 	if _, ok := p.list.Load().Lookup(key); ok {
@@ -260,7 +277,7 @@ func (p *Policy) Authenticate(ctx context.Context, req *zmtp.AuthRequest) zmtp.A
 		p.log.DebugContext(ctx, "accepted", "identity", e.Identity, "client_key", key.String(), "address", req.Address)
 		return zmtp.AuthResult{StatusCode: zmtp.StatusOK, StatusText: "OK", UserID: e.Identity}
 	}
-	if p.mode == Audit {
+	if p.Mode() == Audit {
 		p.log.WarnContext(ctx, "audit: client key not in allowlist, let in", "client_key", key.String(), "address", req.Address)
 		return zmtp.AuthResult{StatusCode: zmtp.StatusOK, StatusText: "OK", UserID: key.String()}
 	}
@@ -278,7 +295,7 @@ func (p *Policy) Authenticate(ctx context.Context, req *zmtp.AuthRequest) zmtp.A
 // the list in force says by now (a rotation or revocation may have swapped
 // it while the relay reached the application).
 func (p *Policy) Verdict(key []byte) (result, reason string) {
-	if p.mode != Audit {
+	if p.Mode() != Audit {
 		return metrics.ResultAccepted, metrics.ReasonAllowlisted
 	}
 	if list := p.list.Load(); list != nil {

@@ -171,17 +171,25 @@ func (r *inboundRoute) noteKeys(keys keyfiles.ServerKeys) {
 	r.log.Info("server keys in force", attrs...)
 }
 
-// reloadAllowlist loads the allowlist directory, puts it in force, and
-// closes the live sessions of keys that are no longer allowed.
+// reloadAllowlist loads the allowlist directory, puts it and the mode it
+// carries (if any: the operator's does) in force, and closes the live
+// sessions of keys that are no longer allowed.
 func (r *inboundRoute) reloadAllowlist() error {
 	list, err := r.listAt.allowlist()
 	if err != nil {
 		return err
 	}
+	mode := r.policy.Mode()
+	if m := list.Mode(); m != "" {
+		if mode, err = policy.ParseMode(m); err != nil {
+			return fmt.Errorf("allowlist %s: its %s file holds neither %q nor %q", r.listAt.String(), allowlist.ModeFile, policy.Enforce, policy.Audit)
+		}
+	}
 	r.mu.Lock()
 	r.allowlistErr = nil
 	r.mu.Unlock()
-	if sameEntries(list, r.policy.Allowlist()) {
+	modeChanged := r.policy.SetMode(mode)
+	if !modeChanged && sameEntries(list, r.policy.Allowlist()) {
 		return nil // a touched file or a remount: nothing to apply
 	}
 	r.policy.SetAllowlist(list)

@@ -90,3 +90,68 @@ func TestSessionOutlivesItsKeysOverlap(t *testing.T) {
 		t.Fatal("a session of a retired key stays open after its client's key was replaced")
 	}
 }
+
+// TestModeFileSwitchesMode: the mode file an operator's allowlist carries
+// overrides the configured mode and is reloaded: switching it from audit
+// to enforce refuses strangers from then on and closes the sessions that
+// audit mode let in, within a second; a mode file with anything else in it
+// is a failed reload that keeps the last good state.
+func TestModeFileSwitchesMode(t *testing.T) {
+	s := newServerSetup(t)
+	if err := os.MkdirAll(s.allowDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	member, stranger := newKeyPair(t, s.sec), newKeyPair(t, s.sec)
+	allowAs(t, s.allowDir, "team.member.key", "team/member", member)
+	modeFile := filepath.Join(s.allowDir, allowlist.ModeFile)
+	writeFile(t, modeFile, []byte("audit\n"), 0o644)
+	app := startApp(t, "PULL")
+	sc := startSidecar(t, s.inbound(app.addr), s.sec) // configured: enforce
+	addr := sc.Addr("bus").String()
+
+	live, err := dialCurve(t, addr, stranger, s.server.Public)
+	if err != nil {
+		t.Fatalf("the allowlist's mode file says audit, yet a stranger is refused: %v", err)
+	}
+	closed := make(chan time.Time, 1)
+	go func() {
+		for {
+			if _, err := live.ReadFrame(nil); err != nil {
+				closed <- time.Now()
+				return
+			}
+		}
+	}()
+	kept, err := dialCurve(t, addr, member, s.server.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+
+	writeFile(t, modeFile, []byte("lax\n"), 0o644)
+	waitFor(t, "a bad mode file reported as a failed reload", 3*time.Second, func() bool {
+		return sc.Ready() == nil && metricValue(t, sc.Registry(), "zmqauth_sidecar_reload_errors_total", map[string]string{"source": "allowlist:bus"}) >= 1
+	})
+	select {
+	case <-closed:
+		t.Fatal("a bad mode file closed an audited session: the last good state must stay")
+	default:
+	}
+
+	writeFile(t, modeFile, []byte("enforce\n"), 0o644)
+	switched := time.Now()
+	select {
+	case at := <-closed:
+		if d := at.Sub(switched); d > time.Second {
+			t.Errorf("audited session closed %v after the switch to enforce, want within 1 s", d)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("a session audit mode let in stays open after the switch to enforce")
+	}
+	if _, err := dialCurve(t, addr, stranger, s.server.Public); err == nil {
+		t.Error("a stranger got in after the switch to enforce")
+	}
+	if err := kept.WriteMessage([]byte("still here")); err != nil {
+		t.Errorf("the allowlisted session was closed by the switch: %v", err)
+	}
+}

@@ -676,13 +676,13 @@ func (w *scaleWatch) allowlist(cm *corev1.ConfigMap) {
 	if !ok {
 		return
 	}
-	exact := len(cm.Data) == len(want)+1
+	exact := len(cm.Data) == len(want)+2
 	if _, ok := cm.Data[secretlayout.AllowlistIndex]; !ok {
 		exact = false
 	}
 	files := 0
 	for k := range cm.Data {
-		if k == secretlayout.AllowlistIndex {
+		if k == secretlayout.AllowlistIndex || k == secretlayout.AllowlistMode {
 			continue
 		}
 		files++
