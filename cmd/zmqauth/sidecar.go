@@ -179,10 +179,14 @@ func newSidecarOutboundCommand(logOpts *sidecarLogOptions) *cobra.Command {
 const maxMessageSizeUsage = "largest message, in bytes, accepted from the network or the application; a larger one closes its connection (16 MiB keeps a message's copies well inside the injected sidecar's 128 Mi memory limit)"
 
 // checkMaxMessageSize refuses a --max-message-size that is not positive
-// (zero would otherwise mean the default in the route's configuration).
+// (zero would otherwise mean the default in the route's configuration) or
+// is over the sidecar's limit.
 func checkMaxMessageSize(n int64) error {
 	if n <= 0 {
 		return fmt.Errorf("sidecar: --max-message-size %d: want a positive number of bytes", n)
+	}
+	if n > sidecar.MaxMessageSizeLimit {
+		return fmt.Errorf("sidecar: --max-message-size %d: at most %d bytes (1 GiB)", n, sidecar.MaxMessageSizeLimit)
 	}
 	return nil
 }

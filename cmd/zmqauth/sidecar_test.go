@@ -104,6 +104,8 @@ func TestSidecarBadUsage(t *testing.T) {
 		{"admin address in use", in("--keys", f.serverKeys, "--allowlist", f.allowlist, "--admin", taken.Addr().String()), "admin"},
 		{"zero max message size", in("--keys", f.serverKeys, "--allowlist", f.allowlist, "--max-message-size", "0"), "--max-message-size 0: want a positive number of bytes"},
 		{"outbound negative max message size", []string{"sidecar", "outbound", "--listen", "127.0.0.1:0", "--server", "127.0.0.1:1", "--keys", f.clientKeys, "--server-key", f.serverPublic, "--max-message-size", "-1"}, "--max-message-size -1: want a positive number of bytes"},
+		{"max message size near the int64 maximum", in("--keys", f.serverKeys, "--allowlist", f.allowlist, "--max-message-size", "9223372036854775000"), "--max-message-size 9223372036854775000: at most 1073741824 bytes (1 GiB)"},
+		{"outbound max message size over 1 GiB", []string{"sidecar", "outbound", "--listen", "127.0.0.1:0", "--server", "127.0.0.1:1", "--keys", f.clientKeys, "--server-key", f.serverPublic, "--max-message-size", "1073741825"}, "--max-message-size 1073741825: at most 1073741824 bytes"},
 		{"bad log level", in("--keys", f.serverKeys, "--allowlist", f.allowlist, "--log-level", "loud"), "--log-level"},
 		{"outbound missing server key", []string{"sidecar", "outbound", "--listen", "127.0.0.1:0", "--server", "127.0.0.1:1", "--keys", f.clientKeys}, `"server-key" not set`},
 		{"outbound malformed server key", []string{"sidecar", "outbound", "--listen", "127.0.0.1:0", "--server", "127.0.0.1:1", "--keys", f.clientKeys, "--server-key", "nonsense"}, "server key"},

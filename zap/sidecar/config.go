@@ -29,6 +29,13 @@ const DefaultReloadInterval = 500 * time.Millisecond
 // default (256 MiB) would let a single message do it.
 const DefaultMaxMessageSize = 16 << 20
 
+// MaxMessageSizeLimit is the largest MaxMessageSize a route accepts: 1 GiB.
+// zmtp sizes its limit on a sealed frame from it with integer arithmetic,
+// which a value near the int64 maximum overflows, silently removing the
+// frame limit; and no message anywhere near that size fits a sidecar's
+// memory anyway.
+const MaxMessageSizeLimit = 1 << 30
+
 // Config is the sidecar's configuration: its routes and admin endpoint. The
 // command line builds one from flags (one route); a config file (YAML)
 // lists any number of routes of both kinds:
@@ -94,8 +101,9 @@ type InboundRoute struct {
 	Mode string `json:"mode,omitempty"`
 	// MaxMessageSize limits one message, and so each of its frames,
 	// received from the network or from the application, in bytes
-	// (default DefaultMaxMessageSize). A larger one closes the connection
-	// it arrives on, and with it that session only.
+	// (default DefaultMaxMessageSize, at most MaxMessageSizeLimit). A
+	// larger message closes the connection it arrives on, and with it that
+	// session only.
 	MaxMessageSize int64 `json:"maxMessageSize,omitempty"`
 }
 
@@ -120,8 +128,8 @@ type OutboundRoute struct {
 	Keys string `json:"keys"`
 	// MaxMessageSize limits one message, and so each of its frames,
 	// received from the application or from the server, in bytes (default
-	// DefaultMaxMessageSize). A larger one closes the connection it
-	// arrives on, and with it that session only.
+	// DefaultMaxMessageSize, at most MaxMessageSizeLimit). A larger message
+	// closes the connection it arrives on, and with it that session only.
 	MaxMessageSize int64 `json:"maxMessageSize,omitempty"`
 }
 
@@ -274,11 +282,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// checkMaxMessageSize refuses a negative message size limit and fills in
-// the default for an unset (zero) one.
+// checkMaxMessageSize refuses a negative message size limit or one over
+// MaxMessageSizeLimit, and fills in the default for an unset (zero) one.
 func checkMaxMessageSize(route string, n *int64) error {
 	if *n < 0 {
 		return fmt.Errorf("route %s: maxMessageSize %d: want a positive number of bytes (default %d)", route, *n, DefaultMaxMessageSize)
+	}
+	if *n > MaxMessageSizeLimit {
+		return fmt.Errorf("route %s: maxMessageSize %d: at most %d bytes (1 GiB)", route, *n, MaxMessageSizeLimit)
 	}
 	if *n == 0 {
 		*n = DefaultMaxMessageSize

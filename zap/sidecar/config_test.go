@@ -78,6 +78,17 @@ outbound:
 				}
 			},
 		},
+		{name: "message size limit near the int64 maximum", yaml: "inbound:\n  - {listen: ':1', app: ':2', keys: k, allowlist: a, maxMessageSize: 9223372036854775000}\n", wantErr: "route inbound: maxMessageSize 9223372036854775000: at most 1073741824 bytes (1 GiB)"},
+		{name: "message size limit just over 1 GiB", yaml: "outbound:\n  - {listen: ':3', server: 'h:2', serverKey: s, keys: k, maxMessageSize: 1073741825}\n", wantErr: "route outbound: maxMessageSize 1073741825: at most 1073741824 bytes"},
+		{
+			name: "message size limit of exactly 1 GiB",
+			yaml: "outbound:\n  - {listen: ':3', server: 'h:2', serverKey: s, keys: k, maxMessageSize: 1073741824}\n",
+			check: func(t *testing.T, c Config) {
+				if c.Outbound[0].MaxMessageSize != MaxMessageSizeLimit {
+					t.Errorf("maxMessageSize %d, want %d", c.Outbound[0].MaxMessageSize, MaxMessageSizeLimit)
+				}
+			},
+		},
 		{name: "negative message size limit", yaml: "outbound:\n  - {listen: ':3', server: 'h:2', serverKey: s, keys: k, maxMessageSize: -1}\n", wantErr: "maxMessageSize -1: want a positive number of bytes"},
 		{name: "no routes", yaml: "admin: :9901\n", wantErr: "no routes"},
 		{name: "unknown field", yaml: "inbound:\n  - listn: 1.2.3.4:5\n", wantErr: "listn"},
