@@ -31,7 +31,13 @@
 //     response carries no patch.
 //
 // A pod naming a CurveServer or CurveClient that does not exist is refused
-// (curveserver "x" not found in namespace "y"), as is one whose ports clash.
+// (curveserver "x" not found in namespace "y"), as is one whose ports clash,
+// and one whose CurveServer or CurveClient reports that what the sidecar
+// would mount is someone else's: KeyReady False with reason SecretConflict,
+// or AllowlistReady False with reason ConfigMapConflict (the message names
+// the object, the condition and its message). An object whose conditions
+// are not reported yet, or Unknown, is no reason to refuse: a pod created
+// with its CurveServer is injected and its sidecar waits for the keys.
 // A pod without the annotations is never changed.
 //
 // # Key file permissions

@@ -99,6 +99,7 @@ func TestInjector(t *testing.T) {
 	t.Run("InjectedTwiceIsUnchanged", e.testTwice)
 	t.Run("UnknownNamesAreRefused", e.testUnknown)
 	t.Run("PortClashIsRefused", e.testPortClash)
+	t.Run("ConflictIsRefused", e.testConflict)
 	t.Run("NoRoutesNoSidecar", e.testNoRoutes)
 	t.Run("UnannotatedPodUntouched", e.testUnannotated)
 	t.Run("NamespaceNotOptedIn", e.testNotOptedIn)

@@ -12,12 +12,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	zmqauthv1 "github.com/zmqauth/zmqauth/api/v1alpha1"
+	"github.com/zmqauth/zmqauth/controllers/allowlist"
 )
 
 // Handler is the pod injector's admission handler: it adds the CURVE sidecar
@@ -98,6 +101,11 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		// Nothing for a sidecar to do; leave the pod alone and say why.
 		return admission.Allowed("no sidecar routes").WithWarnings(warnings...), resultSkipped
 	}
+	// Checked only here, where the sidecar would mount the objects: a pod
+	// that gets no sidecar mounts nothing.
+	if err := conflicted(server, client); err != nil {
+		return admission.Denied(err.Error()), resultRefused
+	}
 	if err := cfg.Validate(); err != nil {
 		return admission.Denied(fmt.Sprintf("zmqauth cannot configure the sidecar: %v", err)), resultRefused
 	}
@@ -120,6 +128,42 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	log.Info("injecting the zmqauth sidecar", "server", serverName, "client", clientName,
 		"inbound", len(cfg.Inbound), "outbound", len(cfg.Outbound), "digest", injected.Annotations[AnnotationInjected])
 	return admission.PatchResponseFromRaw(req.Object.Raw, raw).WithWarnings(warnings...), resultInjected
+}
+
+// conflicted refuses a pod whose CurveServer or CurveClient reports that
+// an object the sidecar would mount is not its own: KeyReady False with
+// reason SecretConflict (spec.secretName names a Secret zmqauth does not
+// manage for it) or AllowlistReady False with reason ConfigMapConflict (the
+// <server>-allowlist ConfigMap is someone else's). Mounting it would make
+// the pod serve with someone else's keypair or allowlist. Any other state,
+// in particular conditions not reported yet (a new object) or Unknown, is
+// no reason to refuse: the sidecar waits, not ready, until its keys and
+// allowlist are there.
+func conflicted(server *zmqauthv1.CurveServer, client *zmqauthv1.CurveClient) error {
+	type check struct {
+		kind, name string
+		conds      []metav1.Condition
+		condType   string
+		reason     string
+	}
+	var checks []check
+	if server != nil {
+		checks = append(checks,
+			check{"curveserver", server.Name, server.Status.Conditions, zmqauthv1.ConditionKeyReady, zmqauthv1.ReasonSecretConflict},
+			check{"curveserver", server.Name, server.Status.Conditions, zmqauthv1.ConditionAllowlistReady, allowlist.ReasonConfigMapConflict})
+	}
+	if client != nil {
+		checks = append(checks,
+			check{"curveclient", client.Name, client.Status.Conditions, zmqauthv1.ConditionKeyReady, zmqauthv1.ReasonSecretConflict})
+	}
+	for _, c := range checks {
+		cond := meta.FindStatusCondition(c.conds, c.condType)
+		if cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == c.reason {
+			return fmt.Errorf("%s %q cannot be injected: its %s condition is False (%s): %s",
+				c.kind, c.name, c.condType, cond.Reason, cond.Message)
+		}
+	}
+	return nil
 }
 
 // lookup reads the named object; refused is true (with the response to send)
