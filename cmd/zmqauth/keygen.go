@@ -119,6 +119,11 @@ func (o *keygenOptions) writeFiles(cmd *cobra.Command) error {
 		if _, dup := metadata[name]; dup {
 			return fmt.Errorf("--metadata %s given twice", name)
 		}
+		// The keygen package names nothing from its input in errors; a
+		// flag the user typed can be named.
+		if err := keygen.CheckMetadata(name, value); err != nil {
+			return fmt.Errorf("--metadata %q: %w", name, err)
+		}
 		metadata[name] = value
 	}
 	pair, err := keygen.GenerateKeyPair(nil)

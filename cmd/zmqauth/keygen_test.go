@@ -281,7 +281,7 @@ func TestKeygenBadUsage(t *testing.T) {
 		{"name dot-dot", []string{"keygen", "--name", ".."}, "invalid certificate name"},
 		{"missing dir", []string{"keygen", "--name", "x", "--dir", "/nonexistent/zmqauth"}, "no such file or directory"},
 		{"metadata without equals", []string{"keygen", "--name", "x", "--metadata", "owner"}, `--metadata "owner": want NAME=VALUE`},
-		{"metadata bad name", []string{"keygen", "--name", "x", "--metadata", "a b=c"}, `invalid metadata: name "a b"`},
+		{"metadata bad name", []string{"keygen", "--name", "x", "--metadata", "a b=c"}, `--metadata "a b": invalid metadata: a name is not valid`},
 		{"metadata reserved name", []string{"keygen", "--name", "x", "--metadata", "secret-key=c"}, "pyzmq would read it as a key"},
 		{"metadata newline", []string{"keygen", "--name", "x", "--metadata", "a=b\nc"}, "control character"},
 		{"metadata twice", []string{"keygen", "--name", "x", "--metadata", "a=1", "--metadata", "a=2"}, "--metadata a given twice"},
