@@ -203,30 +203,34 @@ func (b *bench) scale(ctx context.Context, rep *report) error {
 
 	if b.o.scaleFloor {
 		largest := runs[len(runs)-1].n
-		status("scale: N=%d without the manager", largest)
-		f, err := b.scaleOnce(ctx, largest, createsOnly)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("N=%d without the manager: %w", largest, err))
-			rep.addf("\n**The floor at N = %d failed:** %v\n", largest, err)
-		} else {
-			rep.addf("\nThe floor, on a fresh control plane with no manager running: the driver alone created the %s "+
-				"CurveClients (and the servers and the grant) in %s s, the API server using %s s of CPU and etcd %s s "+
-				"(load average after: %s).\n", fThousands(f.n), fSeconds(f.created), fSeconds(f.cpu["kube-apiserver"]),
-				fSeconds(f.cpu["etcd"]), f.load)
+		floors := []struct {
+			mode scaleMode
+			what string
+			// describe reports the run; its text ends before the CPU.
+			describe func(f scaleRun) string
+		}{
+			{createsOnly, "without the manager", func(f scaleRun) string {
+				return fmt.Sprintf("The floor, on a fresh control plane with no manager running: the driver alone created "+
+					"the %s CurveClients (and the servers and the grant) in %s s", fThousands(f.n), fSeconds(f.created))
+			}},
+			{minimalWrites, "with the minimal writes, without the manager", func(f scaleRun) string {
+				return fmt.Sprintf("The floor of the design, again with no manager: the driver created each CurveClient "+
+					"and then wrote what any operator that keeps a keypair Secret and a status per client must write for "+
+					"it, the Secret (as the keys controller makes it) and one status write with the key and the "+
+					"conditions, %d clients at a time. No allowlist, no Event, no watch, no controller logic: %s clients "+
+					"in %s s (%.0f clients/s)", scaleWorkers, fThousands(f.n), fSeconds(f.created), float64(f.n)/f.created.Seconds())
+			}},
 		}
-		status("scale: N=%d with the minimal writes, without the manager", largest)
-		m, err := b.scaleOnce(ctx, largest, minimalWrites)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("N=%d with the minimal writes: %w", largest, err))
-			rep.addf("\n**The minimal-writes floor at N = %d failed:** %v\n", largest, err)
-		} else {
-			rep.addf("\nThe floor of the design, again with no manager: the driver created each CurveClient and then "+
-				"wrote what any operator that keeps a keypair Secret and a status per client must write for it, the "+
-				"Secret (as the keys controller makes it) and one status write with the key and the conditions, "+
-				"%d clients at a time. No allowlist, no Event, no watch, no controller logic: %s clients in %s s "+
-				"(%s clients/s), the API server using %s s of CPU and etcd %s s (load average after: %s).\n",
-				scaleWorkers, fThousands(m.n), fSeconds(m.created), fmt.Sprintf("%.0f", float64(m.n)/m.created.Seconds()),
-				fSeconds(m.cpu["kube-apiserver"]), fSeconds(m.cpu["etcd"]), m.load)
+		for _, fl := range floors {
+			status("scale: N=%d %s", largest, fl.what)
+			f, err := b.scaleOnce(ctx, largest, fl.mode)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("N=%d %s: %w", largest, fl.what, err))
+				rep.addf("\n**The run at N = %d %s failed:** %v\n", largest, fl.what, err)
+				continue
+			}
+			rep.addf("\n%s, the API server using %s s of CPU and etcd %s s (load average after: %s).\n",
+				fl.describe(f), fSeconds(f.cpu["kube-apiserver"]), fSeconds(f.cpu["etcd"]), f.load)
 		}
 	}
 
