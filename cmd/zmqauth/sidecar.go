@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/zmqauth/zmqauth/zap/sidecar"
+	"github.com/zmqauth/zmqauth/zap/watch"
 )
 
 // sidecarLogOptions are the flags every sidecar form shares: logging, and
@@ -208,11 +209,14 @@ func runSidecar(cmd *cobra.Command, cfg sidecar.Config, logOpts *sidecarLogOptio
 			return fmt.Errorf("sidecar: %s", oneLine(err))
 		}
 	}
-	s, err := sidecar.Open(cmd.Context(), cfg, opts)
+	// The directory watches log trouble with the watch itself (as opposed
+	// to a source that fails to load) in the sidecar's own log.
+	ctx := watch.WithLogger(cmd.Context(), log)
+	s, err := sidecar.Open(ctx, cfg, opts)
 	if err != nil {
 		return fmt.Errorf("sidecar: %s", oneLine(err))
 	}
-	if err := s.Run(cmd.Context()); err != nil {
+	if err := s.Run(ctx); err != nil {
 		return fmt.Errorf("sidecar: %s", oneLine(err))
 	}
 	return nil

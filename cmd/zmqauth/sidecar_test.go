@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -220,5 +221,49 @@ func TestSidecarSignals(t *testing.T) {
 				noSecret(t, text, s)
 			}
 		})
+	}
+}
+
+// TestSidecarLogsWatchTrouble runs the command as a process with an
+// allowlist directory that does not exist yet: that it cannot be watched
+// is logged once, in the sidecar's own log format, as the watch's trouble
+// (polling continues), apart from the allowlist not being loaded.
+func TestSidecarLogsWatchTrouble(t *testing.T) {
+	f := newSidecarFiles(t)
+	missing := filepath.Join(t.TempDir(), "allowlist-not-mounted-yet")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSidecarHelperProcess$", "--",
+		"sidecar", "inbound", "--listen", "127.0.0.1:0", "--app", "127.0.0.1:1",
+		"--keys", f.serverKeys, "--allowlist", missing, "--log-format", "json")
+	cmd.Env = append(os.Environ(), "ZMQAUTH_SIDECAR_HELPER=1")
+	cmd.WaitDelay = 5 * time.Second
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	var all []string
+	sc := bufio.NewScanner(stderr)
+	var line map[string]any
+	for line == nil && sc.Scan() {
+		all = append(all, sc.Text())
+		if strings.Contains(sc.Text(), "could not set up the file watch") {
+			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+				t.Fatalf("the watch's log line is not in the sidecar's JSON format: %v: %s", err, sc.Text())
+			}
+		}
+	}
+	if line == nil {
+		t.Fatalf("no log line says the allowlist directory could not be watched:\n%s", strings.Join(all, "\n"))
+	}
+	if line["level"] != "WARN" || line["dir"] != missing || !strings.Contains(line["msg"].(string), "polling for changes continues") {
+		t.Errorf("watch log line %v: want level WARN, dir %s, and that polling continues", line, missing)
 	}
 }

@@ -9,6 +9,13 @@
 // directory that did not exist yet or was replaced): it reloads when the
 // directory's listing, sizes, times or link targets changed since the last
 // reload, or when the last reload failed.
+//
+// A reload that keeps failing is retried at every check but reported once:
+// again only when its error changes or after a reload succeeded in between.
+// Trouble with the watch itself (it cannot be set up, say for want of
+// inotify instances, or it reports an error) is no failed reload: it goes
+// to the logger of the context (WithLogger), since the periodic check
+// carries on without it.
 package watch
 
 import (
@@ -17,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,11 +41,33 @@ const Debounce = 50 * time.Millisecond
 // a non-positive one.
 const DefaultInterval = 10 * time.Second
 
+// loggerKey is the context key of the logger WithLogger sets.
+type loggerKey struct{}
+
+// WithLogger returns a context under which Dir logs trouble with the watch
+// itself to log (by default it goes to slog.Default()).
+func WithLogger(ctx context.Context, log *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, log)
+}
+
+// logger returns the logger WithLogger put in ctx, or slog.Default().
+func logger(ctx context.Context) *slog.Logger {
+	if log, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok && log != nil {
+		return log
+	}
+	return slog.Default()
+}
+
 // Dir calls reload once at start and then whenever anything in dir changes,
-// until ctx ends; then it returns. Calls to reload never overlap. Errors from
-// reload and from the watcher go to onError (which may be nil); after a
-// failed reload the next change or periodic check tries again. interval is
-// the period of the safety-net re-check (DefaultInterval if not positive).
+// until ctx ends; then it returns. Calls to reload never overlap. A failed
+// reload goes to onError (which may be nil) and is tried again at the next
+// change or periodic check; a failure that repeats with the same error is
+// reported once, until a reload succeeds or the error changes, so onError
+// sees each distinct failure once however long it lasts. interval is the
+// period of the safety-net re-check (DefaultInterval if not positive).
+// When the directory cannot be watched, or the watch reports an error, Dir
+// logs it to ctx's logger (WithLogger) and carries on with the periodic
+// check; onError never sees it.
 func Dir(ctx context.Context, dir string, interval time.Duration, reload func() error, onError func(error)) {
 	if interval <= 0 {
 		interval = DefaultInterval
@@ -45,7 +75,7 @@ func Dir(ctx context.Context, dir string, interval time.Duration, reload func() 
 	if onError == nil {
 		onError = func(error) {}
 	}
-	w := &watcher{dir: dir, reload: reload, onError: onError}
+	w := &watcher{dir: dir, interval: interval, reload: reload, onError: onError, log: logger(ctx)}
 	defer w.close()
 	w.ensureWatch()
 	w.run()
@@ -84,7 +114,8 @@ func Dir(ctx context.Context, dir string, interval time.Duration, reload func() 
 				w.dropWatch()
 				continue
 			}
-			onError(fmt.Errorf("watch %s: %w", dir, err))
+			w.log.Warn("the file watch reported an error; changes are still picked up by polling",
+				"dir", dir, "poll_interval", interval, "error", err)
 			if errors.Is(err, fsnotify.ErrEventOverflow) && !pending {
 				pending = true
 				debounce.Reset(Debounce)
@@ -103,30 +134,40 @@ func Dir(ctx context.Context, dir string, interval time.Duration, reload func() 
 
 // watcher is the state of one Dir call.
 type watcher struct {
-	dir     string
-	reload  func() error
-	onError func(error)
-	fsw     *fsnotify.Watcher
-	last    string // fingerprint taken before the last reload
-	failed  bool   // the last reload failed
-	warned  bool   // a failure to watch was reported and not yet cleared
+	dir      string
+	interval time.Duration
+	reload   func() error
+	onError  func(error)
+	log      *slog.Logger
+	fsw      *fsnotify.Watcher
+	last     string // fingerprint taken before the last reload
+	failed   bool   // the last reload failed
+	lastErr  string // the last failed reload's error, reported to onError
+	warned   bool   // a failure to watch was logged and not yet cleared
 }
 
 // run reloads, fingerprinting the directory first, so a change made while
-// reload runs is seen by the next check.
+// reload runs is seen by the next check. A failure is reported unless the
+// previous reload failed the same way: a broken source retried at every
+// check would otherwise be logged and counted at every check.
 func (w *watcher) run() {
 	w.last = w.fingerprint()
-	if err := w.reload(); err != nil {
-		w.failed = true
-		w.onError(err)
+	err := w.reload()
+	if err == nil {
+		w.failed, w.lastErr = false, ""
 		return
 	}
-	w.failed = false
+	if msg := err.Error(); !w.failed || msg != w.lastErr {
+		w.onError(err)
+		w.lastErr = msg
+	}
+	w.failed = true
 }
 
 // ensureWatch starts watching dir if it is not watched yet. When that fails
-// (the directory does not exist yet) the periodic re-check carries on alone
-// and tries again next time.
+// (the directory does not exist yet, no inotify instance or watch is left)
+// the periodic re-check carries on alone and tries again next time; the
+// failure is logged once until a watch is set up.
 func (w *watcher) ensureWatch() {
 	if w.fsw != nil {
 		return
@@ -140,7 +181,8 @@ func (w *watcher) ensureWatch() {
 	if err != nil {
 		if !w.warned {
 			w.warned = true
-			w.onError(fmt.Errorf("watch %s: %w (checking every interval instead)", w.dir, err))
+			w.log.Warn("could not set up the file watch; polling for changes continues",
+				"dir", w.dir, "poll_interval", w.interval, "error", err)
 		}
 		return
 	}

@@ -3,13 +3,17 @@ package watch_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/zmqauth/zmqauth/internal/testenv"
 	"github.com/zmqauth/zmqauth/zap/watch"
 )
 
@@ -63,7 +67,17 @@ func (r *reloader) await(t *testing.T, want string, d time.Duration) time.Durati
 // start runs watch.Dir until the test ends and checks that it returns.
 func start(t *testing.T, dir string, interval time.Duration, r *reloader, onError func(error)) {
 	t.Helper()
+	startLogged(t, dir, interval, r, onError, nil)
+}
+
+// startLogged is start with the watch's own logs going to logs (text, debug
+// level); nil leaves the default logger.
+func startLogged(t *testing.T, dir string, interval time.Duration, r *reloader, onError func(error), logs *testenv.LogBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	if logs != nil {
+		ctx = watch.WithLogger(ctx, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -215,7 +229,8 @@ func TestDirPeriodicCheck(t *testing.T) {
 		r := newReloader(filepath.Join(dir, "allow.key"))
 		var mu sync.Mutex
 		var errs []error
-		start(t, dir, 100*time.Millisecond, r, func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() })
+		var logs testenv.LogBuffer
+		startLogged(t, dir, 100*time.Millisecond, r, func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }, &logs)
 		r.await(t, "<allow.key absent>", within)
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -228,8 +243,11 @@ func TestDirPeriodicCheck(t *testing.T) {
 		r.await(t, "later", within)
 		mu.Lock()
 		defer mu.Unlock()
-		if len(errs) != 1 {
-			t.Errorf("onError got %d errors (%v), want one about the missing directory", len(errs), errs)
+		if len(errs) != 0 {
+			t.Errorf("onError got %v; a directory that cannot be watched yet is no failed reload", errs)
+		}
+		if n := strings.Count(logs.String(), "could not set up the file watch"); n != 1 {
+			t.Errorf("the missing directory was logged %d times, want once:\n%s", n, logs.String())
 		}
 	})
 	t.Run("failed reload is retried", func(t *testing.T) {
@@ -279,5 +297,135 @@ func TestDirReturnsOnCancel(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if r.calls.Load() != n {
 		t.Error("reload called after watch.Dir returned")
+	}
+}
+
+// TestDirReportsPersistentFailureOnce checks that a source that stays
+// broken is retried at every check but reported (and so logged and
+// counted by the caller) once per distinct failure: again only when the
+// error changes, or when it breaks again after a reload succeeded.
+func TestDirReportsPersistentFailureOnce(t *testing.T) {
+	const interval = 20 * time.Millisecond
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "allow.key"), "v1")
+	var calls, successes atomic.Int64
+	var mu sync.Mutex
+	failWith := "allow.key: malformed certificate"
+	reload := func() error {
+		calls.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		if failWith == "" {
+			successes.Add(1)
+			return nil
+		}
+		return errors.New(failWith)
+	}
+	setFailure := func(msg string) { mu.Lock(); failWith = msg; mu.Unlock() }
+
+	var logs testenv.LogBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	var reported atomic.Int64
+	onError := func(err error) {
+		reported.Add(1)
+		log.Error("allowlist not reloaded", "error", err)
+	}
+	ctx, cancel := context.WithCancel(watch.WithLogger(context.Background(), log))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watch.Dir(ctx, dir, interval, reload, onError)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+
+	// retried waits until reload has been called n more times, so that
+	// each phase spans many periodic checks.
+	retried := func(n int64) {
+		t.Helper()
+		target := calls.Load() + n
+		deadline := time.Now().Add(5 * time.Second)
+		for calls.Load() < target {
+			if time.Now().After(deadline) {
+				t.Fatalf("reload called %d times; the failed reload is not retried at every check", calls.Load())
+			}
+			time.Sleep(interval / 2)
+		}
+	}
+	check := func(phase string, want int64, wantLines ...string) {
+		t.Helper()
+		text := logs.String()
+		if got := reported.Load(); got != want {
+			t.Errorf("%s: onError called %d times over %d reloads, want %d:\n%s", phase, got, calls.Load(), want, text)
+		}
+		if n := strings.Count(text, "\n"); n != len(wantLines) {
+			t.Errorf("%s: %d log lines, want %d:\n%s", phase, n, len(wantLines), text)
+		}
+		for _, l := range wantLines {
+			if !strings.Contains(text, l) {
+				t.Errorf("%s: no log line says %q:\n%s", phase, l, text)
+			}
+		}
+	}
+
+	retried(15)
+	check("same failure at every check", 1, "malformed certificate")
+
+	setFailure("allow.key: permission denied")
+	retried(15)
+	check("the error changed", 2, "malformed certificate", "permission denied")
+
+	setFailure("")
+	waitUntil := time.Now().Add(5 * time.Second)
+	for successes.Load() == 0 {
+		if time.Now().After(waitUntil) {
+			t.Fatal("the reload was not retried after the source was fixed")
+		}
+		time.Sleep(interval / 2)
+	}
+	check("recovered", 2, "malformed certificate", "permission denied")
+	writeFile(t, filepath.Join(dir, "allow.key"), "v2") // a change, so the next check reloads again
+	setFailure("allow.key: malformed certificate")
+	retried(15)
+	if n := strings.Count(logs.String(), "malformed certificate"); n != 2 {
+		t.Errorf("the failure that came back after a recovery was logged %d times in all, want 2:\n%s", n, logs.String())
+	}
+	if got := reported.Load(); got != 3 {
+		t.Errorf("onError called %d times in all, want 3 (one per distinct failure)", got)
+	}
+}
+
+// TestDirWatchSetupFailure checks that a directory that cannot be watched
+// is logged once, as the watch's own trouble (polling continues), and is
+// never reported as a failed reload.
+func TestDirWatchSetupFailure(t *testing.T) {
+	const interval = 20 * time.Millisecond
+	dir := filepath.Join(t.TempDir(), "not-there")
+	r := newReloader(filepath.Join(dir, "allow.key"))
+	var logs testenv.LogBuffer
+	var mu sync.Mutex
+	var errs []error
+	startLogged(t, dir, interval, r, func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }, &logs)
+	r.await(t, "<allow.key absent>", within)
+	time.Sleep(15 * interval)
+
+	text := logs.String()
+	if n := strings.Count(text, "\n"); n != 1 {
+		t.Fatalf("%d log lines over %v, want one:\n%s", n, 15*interval, text)
+	}
+	for _, want := range []string{"level=WARN", "could not set up the file watch; polling for changes continues", "dir=" + dir, fmt.Sprintf("poll_interval=%v", interval)} {
+		if !strings.Contains(text, want) {
+			t.Errorf("log %q does not say %q", text, want)
+		}
+	}
+	if strings.Contains(text, "not reloaded") {
+		t.Errorf("log %q calls the watch's failure a failed reload", text)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(errs) != 0 {
+		t.Errorf("onError got %v; not being able to watch is no failed reload", errs)
 	}
 }
