@@ -43,7 +43,7 @@ type GrantReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=zmqauth.io,resources=clustercurvegrants,verbs=get;list;watch
-// +kubebuilder:rbac:groups=zmqauth.io,resources=clustercurvegrants/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=zmqauth.io,resources=clustercurvegrants/status,verbs=get;patch
 
 // SetupWithManager registers the controller with its watches.
 func (r *GrantReconciler) SetupWithManager(mgr ctrl.Manager) error {

@@ -131,7 +131,7 @@ func (r *ServerReconciler) minWriteInterval() time.Duration {
 }
 
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers,verbs=get;list;watch
-// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/status,verbs=get;patch
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/finalizers,verbs=update
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveclients,verbs=get;list;watch
 // +kubebuilder:rbac:groups=zmqauth.io,resources=clustercurvegrants,verbs=get;list;watch

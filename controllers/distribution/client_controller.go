@@ -57,7 +57,7 @@ type ClientReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveclients,verbs=get;list;watch
-// +kubebuilder:rbac:groups=zmqauth.io,resources=curveclients/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=zmqauth.io,resources=curveclients/status,verbs=get;patch
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=zmqauth.io,resources=clustercurvegrants,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch

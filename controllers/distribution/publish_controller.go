@@ -47,8 +47,8 @@ type PublishReconciler struct {
 	Now func() time.Time
 }
 
-// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers,verbs=get;list;watch;patch;update
-// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/status,verbs=get;patch
 // +kubebuilder:rbac:groups=zmqauth.io,resources=curveservers/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
