@@ -58,6 +58,9 @@ const (
 	// ReasonUpstream: the other end of the relay (the application, or the
 	// remote server) could not be reached or refused us.
 	ReasonUpstream = "upstream_error"
+	// ReasonBusy: the route already had as many handshakes in progress as
+	// it allows, so the connection was closed as soon as it was accepted.
+	ReasonBusy = "busy"
 	// ReasonOther is recorded for any reason outside this set.
 	ReasonOther = "other"
 )
@@ -78,7 +81,7 @@ var (
 		ReasonAllowlisted: true, ReasonNotInAllowlist: true, ReasonNotLoaded: true,
 		ReasonMechanism: true, ReasonMalformedKey: true, ReasonServerKey: true,
 		ReasonProtocol: true, ReasonTimeout: true, ReasonIO: true, ReasonUpstream: true,
-		ReasonOther: true,
+		ReasonBusy: true, ReasonOther: true,
 	}
 )
 

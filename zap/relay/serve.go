@@ -18,6 +18,20 @@ import (
 	"github.com/zmqauth/zmqauth/zmtp/curve"
 )
 
+// DefaultMaxHandshakes is how many accepted connections a route lets be in
+// their handshakes at once. Each holds a goroutine and its buffers until it
+// completes or its handshake deadline (10 s by default) passes, so without
+// a bound anyone who can reach the port could open connections and say
+// nothing until the sidecar's memory limit (128 Mi when injected) is gone.
+// A connection beyond the bound is closed at once and counted as a failed
+// handshake, reason busy; a libzmq peer reconnects later. Established
+// sessions do not count.
+const DefaultMaxHandshakes = 1024
+
+// busyLogInterval is how often, at most, a route logs that it is closing
+// connections because too many handshakes are in progress.
+const busyLogInterval = 10 * time.Second
+
 // establishFunc runs both handshakes of one session over an accepted
 // connection: it returns the network-side and application-side connections.
 // On failure it closes nc and whatever it opened.
@@ -35,12 +49,24 @@ type core struct {
 	// as; nil: accepted, reason other.
 	verdict   func(clientKey []byte) (result, reason string)
 	establish establishFunc
+	// maxHandshakes bounds the connections in their handshakes at once;
+	// zero or less means DefaultMaxHandshakes.
+	maxHandshakes int
 }
 
 // serve accepts connections on ln until ctx ends or ln fails, running each
-// one's handshake and relay in its own goroutine. On return ln and every
-// session are closed. It returns nil when ctx ended.
+// one's handshake and relay in its own goroutine, with at most
+// maxHandshakes in their handshakes at once: a connection beyond that is
+// closed at once. On return ln and every session are closed. It returns
+// nil when ctx ended.
 func (c *core) serve(ctx context.Context, ln net.Listener) error {
+	limit := c.maxHandshakes
+	if limit <= 0 {
+		limit = DefaultMaxHandshakes
+	}
+	handshaking := make(chan struct{}, limit) // one token per handshake in progress
+	var busy busyLog
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
@@ -76,22 +102,54 @@ func (c *core) serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		select {
+		case handshaking <- struct{}{}:
+		default:
+			c.refuseBusy(nc, limit, &busy)
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.handle(ctx, nc)
+			c.handle(ctx, nc, func() { <-handshaking })
 		}()
 	}
 }
 
+// busyLog is the accept loop's record of connections closed because too
+// many handshakes were in progress, so that it logs them now and then
+// rather than once each.
+type busyLog struct {
+	last   time.Time // when it last logged
+	closed int       // connections closed since
+}
+
+// refuseBusy closes a connection accepted while limit handshakes are in
+// progress, counts it as a failed handshake (busy), and logs at most once
+// every busyLogInterval how many it closed.
+func (c *core) refuseBusy(nc net.Conn, limit int, b *busyLog) {
+	remote := nc.RemoteAddr().String()
+	_ = nc.Close()
+	c.metrics.Handshake(c.route, metrics.ResultFailed, metrics.ReasonBusy)
+	c.log.Debug("handshake refused: too many in progress", "route", c.route, "remote", remote, "max_handshakes", limit)
+	b.closed++
+	if now := time.Now(); now.Sub(b.last) >= busyLogInterval {
+		c.log.Warn("too many handshakes in progress; closing new connections at once until some finish",
+			"route", c.route, "max_handshakes", limit, "closed_since_last_log", b.closed)
+		b.last, b.closed = now, 0
+	}
+}
+
 // handle runs one connection: both handshakes, then the relay until either
-// side ends or ctx does.
-func (c *core) handle(ctx context.Context, nc net.Conn) {
+// side ends or ctx does. done is called once the handshakes are over,
+// whatever their outcome.
+func (c *core) handle(ctx context.Context, nc net.Conn, done func()) {
 	remote := nc.RemoteAddr().String()
 	gen := c.reg.generation()
 	hctx, cancel := context.WithTimeout(ctx, c.timeout)
 	network, app, err := c.establish(hctx, nc)
 	cancel()
+	done()
 	if err != nil {
 		c.handshakeFailed(ctx, remote, err)
 		return
