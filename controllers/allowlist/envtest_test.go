@@ -13,6 +13,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -367,6 +368,20 @@ func testInvalidGrantSelector(t *testing.T, env *at.Env) {
 		c := findCond(g.Status.Conditions, v1alpha1.ConditionReady)
 		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonInvalidSelector &&
 			strings.Contains(c.Message, "spec.clients.selector") && g.Status.MatchedServers == 0 && g.Status.ObservedGeneration == g.Generation, nil
+	})
+	// A cluster-scoped object's Events are in the default namespace.
+	at.Eventually(t, "a Warning Event InvalidSelector about the grant", func(ctx context.Context) (bool, error) {
+		var list eventsv1.EventList
+		if err := env.Client.List(ctx, &list, client.InNamespace(metav1.NamespaceDefault)); err != nil {
+			return false, err
+		}
+		for _, ev := range list.Items {
+			if ev.Regarding.Kind == "ClusterCurveGrant" && ev.Regarding.Name == g.Name && ev.Reason == v1alpha1.ReasonInvalidSelector &&
+				ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Note, "spec.clients.selector") {
+				return true, nil
+			}
+		}
+		return false, nil
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/allowlist/statusapply"
@@ -38,6 +40,9 @@ type GrantReconciler struct {
 	Indexes *IndexCache
 	// Metrics are the collectors (shared with ServerReconciler).
 	Metrics *Metrics
+	// Recorder records an Event when the grant's Ready condition changes
+	// status or reason; nil records none.
+	Recorder recorder.EventRecorder
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -194,13 +199,27 @@ func (r *GrantReconciler) applyStatus(ctx context.Context, g *v1alpha1.ClusterCu
 		statusapply.ConditionUpToDate(st.Conditions, cond) {
 		return nil
 	}
+	old := meta.FindStatusCondition(st.Conditions, cond.Type)
 	cond = statusapply.Condition(st.Conditions, cond, r.now())
-	return statusapply.Apply(ctx, r.Client, "ClusterCurveGrant", g, FieldOwner, map[string]any{
+	if err := statusapply.Apply(ctx, r.Client, "ClusterCurveGrant", g, FieldOwner, map[string]any{
 		"matchedServers":     int64(servers),
 		"matchedClients":     int64(clients),
 		"observedGeneration": g.Generation,
 		"conditions":         statusapply.Conditions(cond),
-	})
+	}); err != nil {
+		return err
+	}
+	if r.Recorder != nil && (old == nil || old.Status != cond.Status || old.Reason != cond.Reason) {
+		kind, reason := corev1.EventTypeNormal, cond.Reason
+		switch {
+		case cond.Status == metav1.ConditionTrue:
+			reason = "InForce"
+		case cond.Reason == v1alpha1.ReasonInvalidSelector:
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(g, nil, kind, reason, "CheckGrant", "%s", cond.Message)
+	}
+	return nil
 }
 
 // allGrants maps an event to every grant (namespace label changes; grants

@@ -22,7 +22,7 @@ func Setup(mgr ctrl.Manager, reg prometheus.Registerer, rec recorder.EventRecord
 	if err := sr.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up allowlist controller: %w", err)
 	}
-	gr := &GrantReconciler{Client: mgr.GetClient(), Metrics: m, Now: now}
+	gr := &GrantReconciler{Client: mgr.GetClient(), Metrics: m, Recorder: rec, Now: now}
 	if err := gr.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up ClusterCurveGrant controller: %w", err)
 	}
