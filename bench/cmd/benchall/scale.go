@@ -843,7 +843,7 @@ func verifyScale(ctx context.Context, kube client.Client, n int) error {
 		if err != nil {
 			return fmt.Errorf("allowlist %s: %w", ns, err)
 		}
-		if len(index) != len(files) || len(cm.Data) != len(files)+1 {
+		if len(index) != len(files) || len(cm.Data) != len(files)+2 { // the files, index.json and mode
 			return fmt.Errorf("allowlist %s: %d index entries and %d data keys, want %d", ns, len(index), len(cm.Data), len(files))
 		}
 		for _, e := range index {
