@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/zmqauth/zmqauth/zap/sidecar"
-	"github.com/zmqauth/zmqauth/zap/watch"
 )
 
 // sidecarLogOptions are the flags every sidecar form shares: logging, and
@@ -209,9 +208,7 @@ func runSidecar(cmd *cobra.Command, cfg sidecar.Config, logOpts *sidecarLogOptio
 			return fmt.Errorf("sidecar: %s", oneLine(err))
 		}
 	}
-	// The directory watches log trouble with the watch itself (as opposed
-	// to a source that fails to load) in the sidecar's own log.
-	ctx := watch.WithLogger(cmd.Context(), log)
+	ctx := cmd.Context()
 	s, err := sidecar.Open(ctx, cfg, opts)
 	if err != nil {
 		return fmt.Errorf("sidecar: %s", oneLine(err))

@@ -112,10 +112,10 @@ func (r *inboundRoute) start(ctx context.Context, interval time.Duration, goRun 
 		r.keysAt.watch(ctx, interval, r.reloadKeys, func(err error) {
 			r.metrics.ReloadError("keys:" + r.cfg.Name)
 			r.log.Error("server keys not reloaded; the last good keys stay in force", "source", r.keysAt.String(), "error", err)
-		})
+		}, r.log)
 	})
 	goRun(func() {
-		r.listAt.watch(ctx, interval, r.reloadAllowlist, r.allowlistFailed)
+		r.listAt.watch(ctx, interval, r.reloadAllowlist, r.allowlistFailed, r.log)
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -119,9 +120,9 @@ func (o origin) publicKey() (keygen.PublicKey, error) {
 }
 
 // watch calls reload at start and after every change until ctx ends, as
-// zap/watch.Dir does (interval is its re-check period); a literal never
-// changes.
-func (o origin) watch(ctx context.Context, interval time.Duration, reload func() error, onError func(error)) {
+// zap/watch.Dir does (interval is its re-check period; trouble with a file
+// watch goes to log); a literal never changes.
+func (o origin) watch(ctx context.Context, interval time.Duration, reload func() error, onError func(error), log *slog.Logger) {
 	switch {
 	case o.obj != nil:
 		o.obj.Run(ctx, reload, onError)
@@ -131,7 +132,7 @@ func (o origin) watch(ctx context.Context, interval time.Duration, reload func()
 		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 			dir = filepath.Dir(dir)
 		}
-		watch.Dir(ctx, dir, interval, reload, onError)
+		watch.Dir(ctx, dir, interval, reload, onError, log)
 	}
 }
 

@@ -76,13 +76,13 @@ func (r *outboundRoute) start(ctx context.Context, interval time.Duration, goRun
 		r.keysAt.watch(ctx, interval, r.reloadKeys, func(err error) {
 			r.metrics.ReloadError("keys:" + r.cfg.Name)
 			r.log.Error("client keys not reloaded; the last good keys stay in force", "source", r.keysAt.String(), "error", err)
-		})
+		}, r.log)
 	})
 	goRun(func() {
 		r.serverKeyAt.watch(ctx, interval, r.reloadServerKey, func(err error) {
 			r.metrics.ReloadError("server-key:" + r.cfg.Name)
 			r.log.Error("server key not reloaded; the last good key stays in force", "source", r.serverKeyAt.String(), "error", err)
-		})
+		}, r.log)
 	})
 }
 

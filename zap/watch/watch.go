@@ -13,9 +13,8 @@
 // A reload that keeps failing is retried at every check but reported once:
 // again only when its error changes or after a reload succeeded in between.
 // Trouble with the watch itself (it cannot be set up, say for want of
-// inotify instances, or it reports an error) is no failed reload: it goes
-// to the logger of the context (WithLogger), since the periodic check
-// carries on without it.
+// inotify instances, or it reports an error) is no failed reload: it is
+// logged, since the periodic check carries on without it.
 package watch
 
 import (
@@ -41,23 +40,6 @@ const Debounce = 50 * time.Millisecond
 // a non-positive one.
 const DefaultInterval = 10 * time.Second
 
-// loggerKey is the context key of the logger WithLogger sets.
-type loggerKey struct{}
-
-// WithLogger returns a context under which Dir logs trouble with the watch
-// itself to log (by default it goes to slog.Default()).
-func WithLogger(ctx context.Context, log *slog.Logger) context.Context {
-	return context.WithValue(ctx, loggerKey{}, log)
-}
-
-// logger returns the logger WithLogger put in ctx, or slog.Default().
-func logger(ctx context.Context) *slog.Logger {
-	if log, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok && log != nil {
-		return log
-	}
-	return slog.Default()
-}
-
 // Dir calls reload once at start and then whenever anything in dir changes,
 // until ctx ends; then it returns. Calls to reload never overlap. A failed
 // reload goes to onError (which may be nil) and is tried again at the next
@@ -66,16 +48,19 @@ func logger(ctx context.Context) *slog.Logger {
 // sees each distinct failure once however long it lasts. interval is the
 // period of the safety-net re-check (DefaultInterval if not positive).
 // When the directory cannot be watched, or the watch reports an error, Dir
-// logs it to ctx's logger (WithLogger) and carries on with the periodic
-// check; onError never sees it.
-func Dir(ctx context.Context, dir string, interval time.Duration, reload func() error, onError func(error)) {
+// logs it to log (nil: discarded) and carries on with the periodic check;
+// onError never sees it.
+func Dir(ctx context.Context, dir string, interval time.Duration, reload func() error, onError func(error), log *slog.Logger) {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
 	if onError == nil {
 		onError = func(error) {}
 	}
-	w := &watcher{dir: dir, interval: interval, reload: reload, onError: onError, log: logger(ctx)}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &watcher{dir: dir, interval: interval, reload: reload, onError: onError, log: log}
 	defer w.close()
 	w.ensureWatch()
 	w.run()

@@ -71,17 +71,18 @@ func start(t *testing.T, dir string, interval time.Duration, r *reloader, onErro
 }
 
 // startLogged is start with the watch's own logs going to logs (text, debug
-// level); nil leaves the default logger.
+// level); nil discards them.
 func startLogged(t *testing.T, dir string, interval time.Duration, r *reloader, onError func(error), logs *testenv.LogBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	var log *slog.Logger
 	if logs != nil {
-		ctx = watch.WithLogger(ctx, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		watch.Dir(ctx, dir, interval, r.reload, onError)
+		watch.Dir(ctx, dir, interval, r.reload, onError, log)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -283,7 +284,7 @@ func TestDirReturnsOnCancel(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		watch.Dir(ctx, dir, time.Hour, r.reload, nil)
+		watch.Dir(ctx, dir, time.Hour, r.reload, nil, nil)
 	}()
 	r.await(t, "<allow.key absent>", within)
 	cancel()
@@ -330,11 +331,11 @@ func TestDirReportsPersistentFailureOnce(t *testing.T) {
 		reported.Add(1)
 		log.Error("allowlist not reloaded", "error", err)
 	}
-	ctx, cancel := context.WithCancel(watch.WithLogger(context.Background(), log))
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		watch.Dir(ctx, dir, interval, reload, onError)
+		watch.Dir(ctx, dir, interval, reload, onError, log)
 	}()
 	t.Cleanup(func() {
 		cancel()
