@@ -44,6 +44,9 @@ type Inbound struct {
 	Verdict func(clientKey []byte) (result, reason string)
 	// Logger receives the relay's logs; nil discards them.
 	Logger *slog.Logger
+	// MaxHandshakes bounds the accepted connections in their handshakes at
+	// once; one beyond it is closed at once (0: DefaultMaxHandshakes).
+	MaxHandshakes int
 
 	reg registry
 }
@@ -63,13 +66,14 @@ func (in *Inbound) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("relay %s: inbound route has no application address", in.Route)
 	}
 	c := &core{
-		route:     in.Route,
-		timeout:   handshakeTimeout(&in.Network),
-		metrics:   in.Metrics,
-		log:       logger(in.Logger),
-		reg:       &in.reg,
-		establish: in.establish,
-		verdict:   in.Verdict,
+		maxHandshakes: in.MaxHandshakes,
+		route:         in.Route,
+		timeout:       handshakeTimeout(&in.Network),
+		metrics:       in.Metrics,
+		log:           logger(in.Logger),
+		reg:           &in.reg,
+		establish:     in.establish,
+		verdict:       in.Verdict,
 	}
 	return c.serve(ctx, ln)
 }

@@ -16,24 +16,12 @@ import (
 	"github.com/zmqauth/zmqauth/zmtp/curve"
 )
 
-// serveInboundLimited runs in as Inbound.Serve does, with at most
-// maxHandshakes connections in their handshakes at once, and returns the
-// listener's address.
+// serveInboundLimited serves in with at most maxHandshakes connections in
+// their handshakes at once and returns the listener's address.
 func serveInboundLimited(t *testing.T, in *Inbound, maxHandshakes int) string {
 	t.Helper()
-	return serveRoute(t, func(ctx context.Context, ln net.Listener) error {
-		c := &core{
-			route:         in.Route,
-			timeout:       handshakeTimeout(&in.Network),
-			metrics:       in.Metrics,
-			log:           logger(in.Logger),
-			reg:           &in.reg,
-			establish:     in.establish,
-			verdict:       in.Verdict,
-			maxHandshakes: maxHandshakes,
-		}
-		return c.serve(ctx, ln)
-	})
+	in.MaxHandshakes = maxHandshakes
+	return serveRoute(t, in.Serve)
 }
 
 // TestHandshakeLimit checks the bound on handshakes in progress: with room

@@ -41,6 +41,9 @@ type Outbound struct {
 	Metrics *metrics.Metrics
 	// Logger receives the relay's logs; nil discards them.
 	Logger *slog.Logger
+	// MaxHandshakes bounds the accepted connections in their handshakes at
+	// once; one beyond it is closed at once (0: DefaultMaxHandshakes).
+	MaxHandshakes int
 
 	reg registry
 }
@@ -59,12 +62,13 @@ func (out *Outbound) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("relay %s: outbound route has no server address", out.Route)
 	}
 	c := &core{
-		route:     out.Route,
-		timeout:   handshakeTimeout(&out.App),
-		metrics:   out.Metrics,
-		log:       logger(out.Logger),
-		reg:       &out.reg,
-		establish: out.establish,
+		maxHandshakes: out.MaxHandshakes,
+		route:         out.Route,
+		timeout:       handshakeTimeout(&out.App),
+		metrics:       out.Metrics,
+		log:           logger(out.Logger),
+		reg:           &out.reg,
+		establish:     out.establish,
 	}
 	return c.serve(ctx, ln)
 }
