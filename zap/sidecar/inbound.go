@@ -204,10 +204,16 @@ func (r *inboundRoute) reloadAllowlist() error {
 // allowlistFailed counts and logs a failed allowlist load and remembers it
 // for readiness.
 func (r *inboundRoute) allowlistFailed(err error) {
-	r.metrics.ReloadError("allowlist:" + r.cfg.Name)
 	r.mu.Lock()
+	// The same failure again, with no good load in between (Open's load
+	// and the watch's first one, say), was logged and counted already.
+	repeated := r.allowlistErr != nil && r.allowlistErr.Error() == err.Error()
 	r.allowlistErr = err
 	r.mu.Unlock()
+	if repeated {
+		return
+	}
+	r.metrics.ReloadError("allowlist:" + r.cfg.Name)
 	if r.policy.Ready() {
 		r.log.Error("allowlist not reloaded; the last good allowlist stays in force", "source", r.listAt.String(), "error", err)
 	} else {

@@ -3,6 +3,7 @@ package sidecar
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,4 +155,33 @@ func TestModeFileSwitchesMode(t *testing.T) {
 	if err := kept.WriteMessage([]byte("still here")); err != nil {
 		t.Errorf("the allowlisted session was closed by the switch: %v", err)
 	}
+}
+
+// TestBrokenAllowlistReportedOnce: an allowlist broken from the start is
+// logged and counted once, not once by the sidecar's first load and again
+// at each of the watch's checks, and a new failure after a good load is
+// reported again.
+func TestBrokenAllowlistReportedOnce(t *testing.T) {
+	s := newServerSetup(t)
+	if err := os.MkdirAll(s.allowDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(s.allowDir, "broken.key"), []byte("curve\n    public-key = \"short\"\n"), 0o644)
+	app := startApp(t, "PULL")
+	sc := startSidecar(t, s.inbound(app.addr), s.sec)
+	errors := func() float64 {
+		return metricValue(t, sc.Registry(), "zmqauth_sidecar_reload_errors_total", map[string]string{"source": "allowlist:bus"})
+	}
+	time.Sleep(5 * time.Duration(fastReload)) // several of the watch's checks
+	if n := strings.Count(sc.logs.String(), "allowlist not loaded"); n != 1 || errors() != 1 {
+		t.Fatalf("a lasting failure logged %d times and counted %v times, want once each", n, errors())
+	}
+
+	allow(t, s.allowDir, "team.client", newKeyPair(t, s.sec))
+	if err := os.Remove(filepath.Join(s.allowDir, "broken.key")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready after the repair", 3*time.Second, func() bool { return sc.Ready() == nil })
+	writeFile(t, filepath.Join(s.allowDir, "broken.key"), []byte("curve\n    public-key = \"short\"\n"), 0o644)
+	waitFor(t, "the new failure counted", 3*time.Second, func() bool { return errors() == 2 })
 }
