@@ -338,6 +338,11 @@ func testRepair(t *testing.T, env *keystest.Env) {
 		{"client: secret.key deleted", keys.ClientKind(), func(d map[string][]byte) {
 			delete(d, secretlayout.KeySecret)
 		}, []string{"secret.key"}, secretlayout.KeySecretCertificate},
+		// secret.key holds another valid key; the certificate and the
+		// status still hold the key in use: secret.key is the edit.
+		{"server: secret.key replaced by another key", keys.ServerKind(), func(d map[string][]byte) {
+			d[secretlayout.KeySecret] = []byte(other.Secret.Z85())
+		}, []string{"secret.key"}, secretlayout.KeySecretCertificate},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

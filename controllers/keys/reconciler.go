@@ -250,12 +250,21 @@ func (r *Reconciler) check(ctx context.Context, obj client.Object, secret *corev
 	f := r.Kind.Fields(obj)
 	source := secretlayout.KeySecret
 	kp, keyErr := secretlayout.ParseSecretKeyData(secret)
-	if keyErr != nil {
+	switch inUse := *f.PublicKey; {
+	case keyErr != nil:
 		var ok bool
 		if kp, ok = r.keyFromCertificate(obj, secret); !ok {
 			return r.replace(ctx, obj, secret, keyErr)
 		}
 		source = secretlayout.KeySecretCertificate
+	case inUse != "" && kp.Public.String() != inUse:
+		// secret.key holds a valid key, but not the one in use. When the
+		// certificate still holds that one, secret.key is the edit: repair
+		// it rather than switch keys behind everyone's back. (A rotation
+		// rewrites all entries at once, so they agree with each other.)
+		if cert, ok := r.keyFromCertificate(obj, secret); ok && cert.Public.String() == inUse {
+			kp, source = cert, secretlayout.KeySecretCertificate
+		}
 	}
 	st := r.repairState(obj, secret, kp)
 	data, err := st.Data(identity(obj))
