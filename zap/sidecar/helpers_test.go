@@ -220,3 +220,33 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// closedAt reads c until a read fails and returns a channel that then
+// receives the time it failed: when the sidecar closed the session.
+func closedAt(c *zmtp.Conn) <-chan time.Time {
+	closed := make(chan time.Time, 1)
+	go func() {
+		for {
+			if _, err := c.ReadFrame(nil); err != nil {
+				closed <- time.Now()
+				return
+			}
+		}
+	}()
+	return closed
+}
+
+// expectClosedWithinSecond fails the test unless closed (from closedAt)
+// reports a close, and reports one that came more than a second after
+// since; what names the session for the messages.
+func expectClosedWithinSecond(t *testing.T, closed <-chan time.Time, since time.Time, what string) {
+	t.Helper()
+	select {
+	case at := <-closed:
+		if d := at.Sub(since); d > time.Second {
+			t.Errorf("%s closed %v later, want within 1 s", what, d)
+		}
+	case <-time.After(testTimeout):
+		t.Fatalf("%s still open", what)
+	}
+}

@@ -156,25 +156,10 @@ func TestKubernetesSources(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-pull.conns
-		closed := make(chan time.Time, 1)
-		go func() {
-			for {
-				if _, err := live.ReadFrame(nil); err != nil {
-					closed <- time.Now()
-					return
-				}
-			}
-		}()
+		closed := closedAt(live)
 		k.apply(t, k.allowlist(t, nil))
 		removed := time.Now()
-		select {
-		case at := <-closed:
-			if d := at.Sub(removed); d > time.Second {
-				t.Errorf("revoked session closed after %v, want within 1 s", d)
-			}
-		case <-time.After(testTimeout):
-			t.Fatal("revoked session still open")
-		}
+		expectClosedWithinSecond(t, closed, removed, "the revoked session")
 		if _, err := dialCurve(t, pullAddr, k.client, k.server.Public); err == nil {
 			t.Error("a revoked client got in")
 		}
