@@ -146,6 +146,23 @@ func TestSidecarHelperProcess(t *testing.T) {
 	main()
 }
 
+// startSidecarProcess starts this test binary as `zmqauth ARGS...` (see
+// TestSidecarHelperProcess) and returns it with its standard error.
+func startSidecarProcess(ctx context.Context, t *testing.T, args ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"-test.run=^TestSidecarHelperProcess$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), "ZMQAUTH_SIDECAR_HELPER=1")
+	cmd.WaitDelay = 5 * time.Second
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stderr
+}
+
 // TestSidecarSignals runs the command as a process: it serves, reports
 // ready, and exits 0 on SIGTERM and on SIGINT.
 func TestSidecarSignals(t *testing.T) {
@@ -154,18 +171,8 @@ func TestSidecarSignals(t *testing.T) {
 			f := newSidecarFiles(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSidecarHelperProcess$", "--",
-				"sidecar", "inbound", "--listen", "tcp://127.0.0.1:0", "--app", "127.0.0.1:1",
+			cmd, stderr := startSidecarProcess(ctx, t, "sidecar", "inbound", "--listen", "tcp://127.0.0.1:0", "--app", "127.0.0.1:1",
 				"--keys", f.serverKeys, "--allowlist", f.allowlist, "--admin", "127.0.0.1:0")
-			cmd.Env = append(os.Environ(), "ZMQAUTH_SIDECAR_HELPER=1")
-			cmd.WaitDelay = 5 * time.Second
-			stderr, err := cmd.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
 			logs := make(chan string, 100)
 			go func() {
 				sc := bufio.NewScanner(stderr)
@@ -233,18 +240,8 @@ func TestSidecarLogsWatchTrouble(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "allowlist-not-mounted-yet")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSidecarHelperProcess$", "--",
-		"sidecar", "inbound", "--listen", "127.0.0.1:0", "--app", "127.0.0.1:1",
+	cmd, stderr := startSidecarProcess(ctx, t, "sidecar", "inbound", "--listen", "127.0.0.1:0", "--app", "127.0.0.1:1",
 		"--keys", f.serverKeys, "--allowlist", missing, "--log-format", "json")
-	cmd.Env = append(os.Environ(), "ZMQAUTH_SIDECAR_HELPER=1")
-	cmd.WaitDelay = 5 * time.Second
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
