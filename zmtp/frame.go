@@ -111,18 +111,18 @@ func noEOF(err error) error {
 // before any of its bytes have arrived, and the first step of its growth.
 const readChunk = 1 << 20
 
-// maxKeptBuffer is the largest storage a connection keeps for itself
+// MaxKeptBuffer is the largest storage a connection keeps for itself
 // between frames (the MESSAGE bodies it reads and the frames it seals on an
 // encrypted connection). Storage grown past it for one frame is dropped
 // after that frame, so one huge message does not pin its size for the
-// connection's life. It mirrors the limit zap/relay puts on the frame
-// buffer it keeps per direction.
-const maxKeptBuffer = 4 << 20
+// connection's life. A caller that reuses the payload storage ReadFrame
+// returns should keep it under the same bound.
+const MaxKeptBuffer = 4 << 20
 
 // keepBuffer returns b emptied for reuse by the next frame, or nil when its
-// storage is larger than maxKeptBuffer.
+// storage is larger than MaxKeptBuffer.
 func keepBuffer(b []byte) []byte {
-	if cap(b) > maxKeptBuffer {
+	if cap(b) > MaxKeptBuffer {
 		return nil
 	}
 	return b[:0]

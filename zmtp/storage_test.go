@@ -13,7 +13,7 @@ import (
 // TestLargeFrameStorageNotKept checks that after one 8 MiB frame on an
 // encrypted connection neither side keeps storage of that size: the
 // reader's MESSAGE buffer (sealed) and the writer's sealing buffer (wbuf)
-// are dropped once over maxKeptBuffer, while a small frame's are kept.
+// are dropped once over MaxKeptBuffer, while a small frame's are kept.
 func TestLargeFrameStorageNotKept(t *testing.T) {
 	const big = 8 << 20
 	var closed atomic.Int32

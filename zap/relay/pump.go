@@ -8,23 +8,19 @@ import (
 	"github.com/zmqauth/zmqauth/zmtp"
 )
 
-const (
-	// maxKeptBuffer is the largest frame buffer a direction keeps between
-	// frames; a larger frame's storage is dropped after use, so one huge
-	// message does not pin its size for the session's lifetime.
-	maxKeptBuffer = 4 << 20
-	// reportInterval is how often a direction adds its counts to the
-	// metrics while traffic flows (and once more when it ends).
-	reportInterval = 250 * time.Millisecond
-)
+// reportInterval is how often a direction adds its counts to the metrics
+// while traffic flows (and once more when it ends).
+const reportInterval = 250 * time.Millisecond
 
 // pump copies frames from src to dst until either fails, translating
 // subscriptions between ZMTP 3.0 and 3.1 when the two sides differ. It
 // flushes dst whenever src has nothing more buffered. direction and route
 // label the counts added to m.
 func pump(src, dst *zmtp.Conn, m *metrics.Metrics, route, direction string) error {
-	// The frame buffer grows to the largest frame seen (up to
-	// maxKeptBuffer); an idle session has none.
+	// The frame buffer grows to the largest frame seen up to
+	// zmtp.MaxKeptBuffer, the bound the engine keeps its own storage under,
+	// so one huge message does not pin its size for the session's
+	// lifetime; an idle session has none.
 	var buf []byte
 	var scratch []byte // translated subscriptions
 	srcPeer, dstPeer := src.Peer(), dst.Peer()
@@ -50,7 +46,7 @@ func pump(src, dst *zmtp.Conn, m *metrics.Metrics, route, direction string) erro
 		if err != nil {
 			return fmt.Errorf("reading: %w", err)
 		}
-		if c := cap(f.Payload); c > cap(buf) && c <= maxKeptBuffer {
+		if c := cap(f.Payload); c > cap(buf) && c <= zmtp.MaxKeptBuffer {
 			buf = f.Payload[:0]
 		}
 
