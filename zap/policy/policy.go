@@ -181,9 +181,10 @@ func (p *Policy) Allowed(key []byte) bool {
 }
 
 // PruneRetired forgets the retired keys that no live session uses (live
-// holds the client keys of the route's sessions), so that the set stays as
-// small as the sessions it protects.
-func (p *Policy) PruneRetired(live [][]byte) {
+// returns the client keys of the route's sessions; it is called only when
+// there are retired keys), so that the set stays as small as the sessions
+// it protects.
+func (p *Policy) PruneRetired(live func() [][]byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.retiredKeys()
@@ -191,7 +192,7 @@ func (p *Policy) PruneRetired(live [][]byte) {
 		return
 	}
 	kept := make(map[keygen.PublicKey]retiredKey)
-	for _, key := range live {
+	for _, key := range live() {
 		if k, err := keygen.PublicKeyFromBytes(key); err == nil {
 			if r, ok := old[k]; ok {
 				kept[k] = r
@@ -218,9 +219,10 @@ func retire(old *allowlist.Allowlist, before map[keygen.PublicKey]retiredKey, ne
 	if old == nil {
 		return nil
 	}
+	entries := old.Entries() // a copy: taken once
 	// A current key of each client that stays current.
 	staying := map[string]keygen.PublicKey{}
-	for _, e := range old.Entries() {
+	for _, e := range entries {
 		if e.Previous() {
 			continue
 		}
@@ -229,7 +231,7 @@ func retire(old *allowlist.Allowlist, before map[keygen.PublicKey]retiredKey, ne
 		}
 	}
 	out := map[keygen.PublicKey]retiredKey{}
-	for _, e := range old.Entries() {
+	for _, e := range entries {
 		if !e.Previous() {
 			continue
 		}

@@ -336,7 +336,7 @@ func TestRetiredKeys(t *testing.T) {
 	p := policy.New("in", policy.Enforce, nil, nil)
 	p.SetAllowlist(overlap12)
 	p.SetAllowlist(steady2)
-	p.PruneRetired([][]byte{k2[:]})
+	p.PruneRetired(func() [][]byte { return [][]byte{k2[:]} })
 	if p.Allowed(k1[:]) {
 		t.Error("a retired key no live session uses is still allowed after PruneRetired")
 	}

@@ -197,7 +197,7 @@ func (r *inboundRoute) reloadAllowlist() error {
 		r.metrics.Revoked(r.cfg.Name, n)
 		r.log.Info("closed the live sessions of revoked client keys", "sessions", n)
 	}
-	r.policy.PruneRetired(r.relay.ClientKeys())
+	r.policy.PruneRetired(r.relay.ClientKeys)
 	return nil
 }
 
