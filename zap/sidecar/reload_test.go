@@ -100,11 +100,13 @@ func TestModeFileSwitchesMode(t *testing.T) {
 		t.Fatalf("the allowlist's mode file says audit, yet a stranger is refused: %v", err)
 	}
 	closed := closedAt(live)
+	app.accept(t) // the stranger's session
 	kept, err := dialCurve(t, addr, member, s.server.Public)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer kept.Close()
+	keptApp := app.accept(t)
 
 	writeFile(t, modeFile, []byte("lax\n"), 0o644)
 	waitFor(t, "a bad mode file reported as a failed reload", 3*time.Second, func() bool {
@@ -123,7 +125,10 @@ func TestModeFileSwitchesMode(t *testing.T) {
 		t.Error("a stranger got in after the switch to enforce")
 	}
 	if err := kept.WriteMessage([]byte("still here")); err != nil {
-		t.Errorf("the allowlisted session was closed by the switch: %v", err)
+		t.Fatalf("the allowlisted session was closed by the switch: %v", err)
+	}
+	if msg, err := keptApp.ReadMessage(); err != nil || len(msg) != 1 || string(msg[0]) != "still here" {
+		t.Errorf("the allowlisted session relayed %q (%v) after the switch, want its message", msg, err)
 	}
 }
 
