@@ -80,15 +80,28 @@ func testModeFollowsSpec(t *testing.T, env *at.Env) {
 	ns := env.Namespace(t, "mode", nil)
 	srv := at.Server(ns, "bus")
 	env.Create(t, srv)
+	// What the sidecar reads from the ConfigMap (zap/allowlist), not only
+	// its data key: the two packages name the file each on its own.
+	sidecarMode := func(cm *corev1.ConfigMap) string {
+		data := make(map[string][]byte, len(cm.Data))
+		for k, v := range cm.Data {
+			data[k] = []byte(v)
+		}
+		al, err := zapallowlist.FromData(data)
+		if err != nil || !al.Declared() {
+			return ""
+		}
+		return al.Mode()
+	}
 	env.WaitAllowlist(t, ns, "bus", "mode enforce by default", func(cm *corev1.ConfigMap) bool {
-		return cm.Data[secretlayout.AllowlistMode] == string(v1alpha1.ModeEnforce)
+		return sidecarMode(cm) == string(v1alpha1.ModeEnforce)
 	})
 	patch := []byte(`{"spec":{"mode":"audit"}}`)
 	if err := env.Client.Patch(context.Background(), srv, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		t.Fatal(err)
 	}
 	env.WaitAllowlist(t, ns, "bus", "mode audit", func(cm *corev1.ConfigMap) bool {
-		return cm.Data[secretlayout.AllowlistMode] == string(v1alpha1.ModeAudit)
+		return sidecarMode(cm) == string(v1alpha1.ModeAudit)
 	})
 }
 
