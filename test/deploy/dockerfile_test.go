@@ -7,9 +7,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -24,12 +22,13 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/zmqauth/zmqauth/controllers/injector"
+	"github.com/zmqauth/zmqauth/internal/dockerfile"
 	"github.com/zmqauth/zmqauth/internal/testenv"
 )
 
 // image is the image the Dockerfile describes, built here without docker.
 type image struct {
-	df     *dockerfile
+	df     *dockerfile.Dockerfile
 	goArgs []string          // the Dockerfile's go build line, as run
 	goEnv  map[string]string // its environment assignments
 	binary string            // the built binary on this machine
@@ -73,87 +72,24 @@ func buildImage(t *testing.T) *image {
 }
 
 func doBuild(root string) (*image, error) {
-	df, err := parseDockerfile(filepath.Join(root, "Dockerfile"))
+	df, err := dockerfile.Parse(filepath.Join(root, "Dockerfile"))
 	if err != nil {
 		return nil, err
-	}
-	final := df.final()
-	if len(final.entrypoint) == 0 {
-		return nil, errors.New("the final stage has no ENTRYPOINT")
-	}
-	// The binary the entrypoint runs comes from a build stage.
-	var from *copyInstr
-	for i, c := range final.copies {
-		if c.dest == final.entrypoint[0] {
-			from = &final.copies[i]
-		}
-	}
-	if from == nil || from.from == "" || len(from.src) != 1 {
-		return nil, errors.New("no COPY --from=STAGE puts the ENTRYPOINT in the final image")
-	}
-	st := df.stage(from.from)
-	if st == nil {
-		return nil, errors.New("COPY --from names no stage: " + from.from)
-	}
-	if !slices.ContainsFunc(st.copies, func(c copyInstr) bool {
-		return c.from == "" && slices.Equal(c.src, []string{"."}) && (c.dest == "." || c.dest == st.workdir)
-	}) {
-		return nil, errors.New("the build stage does not COPY . into its WORKDIR; this test builds from the repository root")
-	}
-
-	// The RUN line that runs go build.
-	var run string
-	for _, r := range st.runs {
-		if regexp.MustCompile(`(^|\s)go build\s`).MatchString(r) {
-			run = r
-		}
-	}
-	if run == "" {
-		return nil, errors.New("no RUN ... go build in stage " + st.name)
 	}
 	// BuildKit sets TARGETOS/TARGETARCH to the target platform; build for
 	// this machine so the binary can be run here.
-	vars := map[string]string{}
-	for k, v := range st.args {
-		vars[k] = v
-	}
-	vars["TARGETOS"], vars["TARGETARCH"] = runtime.GOOS, runtime.GOARCH
-	words, err := shellWords(run)
+	g, err := df.GoBuild(runtime.GOOS, runtime.GOARCH)
 	if err != nil {
 		return nil, err
-	}
-	im := &image{df: df, goEnv: map[string]string{}, layout: map[string]string{}}
-	i := 0
-	for ; i < len(words) && regexp.MustCompile(`^[A-Z_][A-Z0-9_]*=`).MatchString(words[i]); i++ {
-		k, v, _ := strings.Cut(words[i], "=")
-		im.goEnv[k] = expand(v, vars)
-	}
-	if len(words) < i+2 || words[i] != "go" || words[i+1] != "build" {
-		return nil, errors.New("the build line must be: VAR=value... go build ...: " + run)
 	}
 	buildDir, err = os.MkdirTemp("", "zmqauth-image-")
 	if err != nil {
 		return nil, err
 	}
-	out := ""
-	for j := i + 2; j < len(words); j++ {
-		w := expand(words[j], vars)
-		if w == "-o" && j+1 < len(words) {
-			out = expand(words[j+1], vars)
-			if !path.IsAbs(out) {
-				out = path.Join(st.workdir, out)
-			}
-			im.goArgs = append(im.goArgs, "-o", filepath.Join(buildDir, filepath.FromSlash(out)))
-			j++
-			continue
-		}
-		im.goArgs = append(im.goArgs, w)
-	}
-	if out != from.src[0] {
-		return nil, errors.New("go build -o " + out + " but the final stage copies " + from.src[0])
-	}
-	im.binary = filepath.Join(buildDir, filepath.FromSlash(out))
-	im.layout[from.dest] = im.binary
+	im := &image{df: df, goEnv: g.Env, layout: map[string]string{}}
+	im.binary = filepath.Join(buildDir, filepath.FromSlash(g.Out))
+	im.goArgs = g.ArgsWithOut(im.binary)[1:] // after "build"
+	im.layout[g.Dest] = im.binary
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -215,15 +151,15 @@ func TestDockerfileBuildsAStaticBinary(t *testing.T) {
 // manager and of the injected sidecar.
 func TestImageRunsTheDeployment(t *testing.T) {
 	im := buildImage(t)
-	final := im.df.final()
-	if final.from != distroless {
-		t.Errorf("final stage FROM %s, want %s (the layout below assumes it)", final.from, distroless)
+	final := im.df.Final()
+	if final.From != distroless {
+		t.Errorf("final stage FROM %s, want %s (the layout below assumes it)", final.From, distroless)
 	}
-	if !slices.Equal(final.entrypoint, []string{"/zmqauth"}) {
-		t.Errorf("ENTRYPOINT %q, want [\"/zmqauth\"]", final.entrypoint)
+	if !slices.Equal(final.Entrypoint, []string{"/zmqauth"}) {
+		t.Errorf("ENTRYPOINT %q, want [\"/zmqauth\"]", final.Entrypoint)
 	}
-	if final.user != "65532:65532" {
-		t.Errorf("USER %q, want 65532:65532 (distroless nonroot)", final.user)
+	if final.User != "65532:65532" {
+		t.Errorf("USER %q, want 65532:65532 (distroless nonroot)", final.User)
 	}
 	inImage := func(p string) bool {
 		if _, ok := im.layout[p]; ok {
@@ -252,7 +188,7 @@ func TestImageRunsTheDeployment(t *testing.T) {
 				}
 				argv := slices.Clone(c.Command)
 				if len(argv) == 0 {
-					argv = slices.Clone(final.entrypoint)
+					argv = slices.Clone(final.Entrypoint)
 				}
 				if !inImage(argv[0]) {
 					t.Errorf("container %s runs %s, which is not in the image", c.Name, argv[0])
