@@ -57,6 +57,9 @@ func TestMain(m *testing.M) {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
+	if imagesDir != "" {
+		os.RemoveAll(imagesDir)
+	}
 	os.Exit(code)
 }
 
