@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -205,7 +206,14 @@ func (b *builder) goRun(ctx context.Context, env map[string]string, args ...stri
 		cmd.Env = append(cmd.Env, k+"="+env[k])
 		shown = append(shown, k+"="+env[k])
 	}
-	fmt.Fprintf(b.opts.Log, "image: %s go %s\n", strings.Join(shown, " "), strings.Join(args, " "))
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = a
+		if a == "" || strings.ContainsAny(a, " \t\"'") {
+			quoted[i] = strconv.Quote(a)
+		}
+	}
+	fmt.Fprintf(b.opts.Log, "image: %s go %s\n", strings.Join(shown, " "), strings.Join(quoted, " "))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
