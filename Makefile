@@ -12,7 +12,7 @@ export KUBEBUILDER_ASSETS := $(CURDIR)/bin/k8s
 # (`make GOEXPERIMENT= ...` builds that way).
 export GOEXPERIMENT := simd
 
-.PHONY: all build deps test unit vet fmt-check manifests manifests-check fuzz bench demo dev-up dev-down clean
+.PHONY: node-deps test-node all build deps test unit vet fmt-check manifests manifests-check fuzz bench demo dev-up dev-down clean
 
 all: build
 
@@ -29,6 +29,16 @@ deps:
 test: deps vet fmt-check manifests-check
 	ZMQAUTH_REQUIRE_DEPS=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	GOEXPERIMENT= $(GO) test -count=1 ./zmtp/curve/...
+	$(MAKE) test-node
+
+## node-deps: containerd, runc, CNI plugins from Debian; kubelet, node components, CoreDNS from Go modules (once per machine)
+node-deps: deps
+	@if [ "$$(id -u)" -eq 0 ]; then hack/node-deps.sh >/dev/null; else echo "node-deps: not root, a node cannot run here; skipped"; fi
+
+## test-node: the end-to-end suite on a real one-node cluster (pods under a kubelet); alone, after the
+## other tests, so its timings do not share the CPUs; skips with the reason where a node cannot run
+test-node: node-deps
+	ZMQAUTH_NODE_E2E=1 $(GO) test -count=1 -timeout 15m -v ./test/node/
 
 ## unit: the tests without installing anything (interop and envtest tests skip when their parts are missing)
 unit:
