@@ -350,6 +350,20 @@ func lastStats(t *testing.T, log string) clientStats {
 	return *last
 }
 
+// lastStatsOK is the last summary line a req-client printed, zero when it
+// printed none yet.
+func lastStatsOK(log string) clientStats {
+	var last clientStats
+	sc := bufio.NewScanner(strings.NewReader(log))
+	for sc.Scan() {
+		var s clientStats
+		if strings.Contains(sc.Text(), `"sent"`) && json.Unmarshal(sc.Bytes(), &s) == nil {
+			last = s
+		}
+	}
+	return last
+}
+
 // sidecarMetrics reads the injected sidecar's /metrics at the pod's
 // address: the test runs on the node, which reaches every pod.
 func sidecarMetrics(t *testing.T, pod corev1.Pod) []promtext.Sample {

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/zmqauth/zmqauth/controllers/injector"
+	"github.com/zmqauth/zmqauth/internal/node"
 	"github.com/zmqauth/zmqauth/internal/promtext"
 )
 
@@ -146,5 +147,43 @@ func TestUngrantedClientRefused(t *testing.T) {
 	}
 	if accepted := promtext.Sum(sidecarMetrics(t, server), "zmqauth_sidecar_handshakes_total", map[string]string{"result": "accepted"}); accepted != 0 {
 		t.Errorf("the server's sidecar accepted %v handshakes; nobody was granted", accepted)
+	}
+}
+
+// TestRevocationClosesLiveSessions: deleting a CurveClient closes its live
+// sessions on the server's pod once the kubelet has synced the allowlist
+// ConfigMap into the pod (syncFrequency, node.DefaultSyncFrequency here).
+// The kubelet resyncs a pod after syncFrequency plus up to half of it again
+// (its worker jitter), so the bound is two syncs + 1 s; one run measured
+// 8.07 s with a 5 s sync.
+func TestRevocationClosesLiveSessions(t *testing.T) {
+	needNode(t)
+	ns := newNamespace(t, "revoke")
+	apply(t, ns, serverManifests("echo", 1, zmq4RepServer("tcp://127.0.0.1:15556"))+"---\n"+
+		curveClient("caller", "echo", "")+"---\n"+
+		clientDeployment("caller", "caller", 1, zmq4ReqClient("tcp://127.0.0.1:6556", "--timeout", "1s")))
+	server := readyPods(t, ns, "app=echo", 1, 2*time.Minute)[0]
+	client := readyPods(t, ns, "app=caller", 1, 2*time.Minute)[0]
+	waitFor(t, time.Minute, "the client's first replies", func(context.Context) (bool, error) {
+		return lastStatsOK(logs(t, ns, client.Name, "app")).Received > 0, nil
+	})
+	revoked := func() float64 {
+		return promtext.Sum(sidecarMetrics(t, server), "zmqauth_sidecar_sessions_revoked_total", nil)
+	}
+	if r := revoked(); r != 0 {
+		t.Fatalf("%v sessions revoked before the revocation", r)
+	}
+	began := time.Now()
+	if out, err := kubectl(t, "", "delete", "-n", ns, "curveclient", "caller"); err != nil {
+		t.Fatalf("kubectl delete: %v\n%s", err, out)
+	}
+	limit := 2*node.DefaultSyncFrequency + time.Second
+	waitFor(t, 2*time.Minute, "the server's sidecar to close the revoked session", func(context.Context) (bool, error) {
+		return revoked() > 0, nil
+	})
+	took := time.Since(began)
+	t.Logf("revoked session closed %s after the CurveClient was deleted (kubelet syncFrequency %s; with the default 1m sync it waits for that sync instead)", took.Round(10*time.Millisecond), node.DefaultSyncFrequency)
+	if took > limit {
+		t.Errorf("the revoked session closed after %s, want within two kubelet syncs + 1 s (%s)", took.Round(10*time.Millisecond), limit)
 	}
 }
