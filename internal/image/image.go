@@ -212,6 +212,9 @@ type builder struct {
 	work string // temporary directory, removed when Build returns
 	arch string // GOARCH of the images: this machine's
 	seq  int
+	// base is the static base layer, written once per Build and shared
+	// by the images on it.
+	base v1.Layer
 }
 
 // tmp returns a new path in the work directory.

@@ -117,21 +117,28 @@ func (b *builder) zmqauth(ctx context.Context) (v1.Image, error) {
 	if err := b.goRun(ctx, g.Env, g.ArgsWithOut(bin)...); err != nil {
 		return nil, err
 	}
-	base, err := b.staticBase(ctx)
-	if err != nil {
-		return nil, err
-	}
-	baseLayer, err := b.layer(ctx, base)
-	if err != nil {
-		return nil, err
-	}
 	app := tree{}
 	app.copyFile(g.Dest, 0o755, 0, 0, bin)
+	return b.onStaticBase(ctx, staticConfig(final.Entrypoint, final.User), app)
+}
+
+// onStaticBase makes an image of the static base layer (written once per
+// Build) and a layer of app on it.
+func (b *builder) onStaticBase(ctx context.Context, cfg v1.Config, app tree) (v1.Image, error) {
+	if b.base == nil {
+		base, err := b.staticBase(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if b.base, err = b.layer(ctx, base); err != nil {
+			return nil, err
+		}
+	}
 	appLayer, err := b.layer(ctx, app)
 	if err != nil {
 		return nil, err
 	}
-	return b.newImage(staticConfig(final.Entrypoint, final.User), baseLayer, appLayer)
+	return b.newImage(cfg, b.base, appLayer)
 }
 
 // staticEnv is the environment of the static Go programs' builds.
@@ -172,27 +179,14 @@ func (b *builder) examples(ctx context.Context) (v1.Image, error) {
 	if len(ents) == 0 {
 		return nil, fmt.Errorf("go build ./examples/zmq4/... made no program")
 	}
-	base, err := b.staticBase(ctx)
-	if err != nil {
-		return nil, err
-	}
-	baseLayer, err := b.layer(ctx, base)
-	if err != nil {
-		return nil, err
-	}
 	t := tree{}
 	var names []string
 	for _, e := range ents {
 		t.copyFile("/usr/local/bin/"+e.Name(), 0o755, 0, 0, filepath.Join(dir, e.Name()))
 		names = append(names, e.Name())
 	}
-	l, err := b.layer(ctx, t)
-	if err != nil {
-		return nil, err
-	}
 	fmt.Fprintf(b.opts.Log, "image: examples: %s\n", strings.Join(names, " "))
-	cfg := staticConfig(nil, fmt.Sprintf("%d:%d", NonrootUID, NonrootUID))
-	return b.newImage(cfg, baseLayer, l)
+	return b.onStaticBase(ctx, staticConfig(nil, fmt.Sprintf("%d:%d", NonrootUID, NonrootUID)), t)
 }
 
 // goRun runs the go command in the repository root with env added to this
