@@ -333,35 +333,29 @@ type clientStats struct {
 	UserIDs  []string `json:"user_ids"`
 }
 
-// lastStats is the last summary line a req-client printed.
+// lastStats is the last summary line a req-client printed, failing the
+// test when there is none.
 func lastStats(t *testing.T, log string) clientStats {
 	t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(log))
-	var last *clientStats
-	for sc.Scan() {
-		var s clientStats
-		if strings.Contains(sc.Text(), `"sent"`) && json.Unmarshal(sc.Bytes(), &s) == nil {
-			last = &s
-		}
-	}
-	if last == nil {
+	s, ok := lastSummary(log)
+	if !ok {
 		t.Fatalf("no summary line in the client's log:\n%s", log)
 	}
-	return *last
+	return s
 }
 
-// lastStatsOK is the last summary line a req-client printed, zero when it
-// printed none yet.
-func lastStatsOK(log string) clientStats {
+// lastSummary is the last summary line a req-client printed, if any.
+func lastSummary(log string) (clientStats, bool) {
 	var last clientStats
+	found := false
 	sc := bufio.NewScanner(strings.NewReader(log))
 	for sc.Scan() {
 		var s clientStats
 		if strings.Contains(sc.Text(), `"sent"`) && json.Unmarshal(sc.Bytes(), &s) == nil {
-			last = s
+			last, found = s, true
 		}
 	}
-	return last
+	return last, found
 }
 
 // sidecarMetrics reads the injected sidecar's /metrics at the pod's

@@ -50,7 +50,8 @@ func TestInjectedPodsRunUnderRestricted(t *testing.T) {
 			t.Errorf("%s: the sidecar is not a native sidecar (restartPolicy %v)", pod.Name, sc.RestartPolicy)
 		}
 		st := pod.Status.InitContainerStatuses
-		if len(st) == 0 || st[0].Started == nil || !*st[0].Started || !st[0].Ready {
+		j := slices.IndexFunc(st, func(s corev1.ContainerStatus) bool { return s.Name == injector.ContainerName })
+		if j < 0 || st[j].Started == nil || !*st[j].Started || !st[j].Ready {
 			t.Errorf("%s: the sidecar is not started and ready under the kubelet: %+v", pod.Name, st)
 		}
 		if len(pod.Status.ContainerStatuses) != 1 || !pod.Status.ContainerStatuses[0].Ready {
@@ -165,7 +166,8 @@ func TestRevocationClosesLiveSessions(t *testing.T) {
 	server := readyPods(t, ns, "app=echo", 1, 2*time.Minute)[0]
 	client := readyPods(t, ns, "app=caller", 1, 2*time.Minute)[0]
 	waitFor(t, time.Minute, "the client's first replies", func(context.Context) (bool, error) {
-		return lastStatsOK(logs(t, ns, client.Name, "app")).Received > 0, nil
+		s, _ := lastSummary(logs(t, ns, client.Name, "app"))
+		return s.Received > 0, nil
 	})
 	revoked := func() float64 {
 		return promtext.Sum(sidecarMetrics(t, server), "zmqauth_sidecar_sessions_revoked_total", nil)
