@@ -297,30 +297,6 @@ func (n *Node) waitAPIServer(ctx context.Context) error {
 	})
 }
 
-// StopAPIServer stops kube-apiserver alone, as an outage would; etcd keeps
-// its data and StartAPIServer brings it back.
-func (n *Node) StopAPIServer() {
-	if c := n.components["kube-apiserver"]; c != nil {
-		c.stop(30 * time.Second)
-	}
-}
-
-// StartAPIServer starts kube-apiserver again after StopAPIServer, with the
-// same address and certificates, and returns once it is ready.
-func (n *Node) StartAPIServer(ctx context.Context) error {
-	c := n.components["kube-apiserver"]
-	if c == nil {
-		return errors.New("node: no API server to start")
-	}
-	if err := c.running(); err == nil {
-		return errors.New("node: the API server is running")
-	}
-	if err := c.start(); err != nil {
-		return err
-	}
-	return n.waitAPIServer(ctx)
-}
-
 func (n *Node) startControllers(context.Context) error {
 	if _, err := n.startComponent("kube-controller-manager", n.bin("kube-controller-manager"),
 		"--kubeconfig="+n.Kubeconfig,
@@ -486,13 +462,6 @@ func (n *Node) poll(ctx context.Context, timeout time.Duration, what string, wat
 			return fmt.Errorf("waiting for %s: %w", what, err)
 		}
 	}
-}
-
-// LogFile is the path of a component's log (etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy,
-// coredns).
-func (n *Node) LogFile(component string) string {
-	return filepath.Join(n.layout.logs(), component+".log")
 }
 
 // Stop stops the node's components, the API server before etcd, and then

@@ -20,6 +20,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
 	"github.com/zmqauth/zmqauth/internal/image"
@@ -142,19 +143,16 @@ func (e *Env) install(ctx context.Context) error {
 // WaitManagerAvailable waits until every replica of the manager's
 // Deployment is updated and available.
 func (e *Env) WaitManagerAvailable(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		d, err := e.Clientset.AppsV1().Deployments(ManagerNamespace).Get(ctx, ManagerDeployment, metav1.GetOptions{})
-		if err == nil && deploymentAvailable(d) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for the manager Deployment to be available: %w (last: %v)", ctx.Err(), err)
-		case <-time.After(500 * time.Millisecond):
-		}
+		last = err
+		return err == nil && deploymentAvailable(d), nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the manager Deployment to be available: %w (last error: %v)", err, last)
 	}
+	return nil
 }
 
 func deploymentAvailable(d *appsv1.Deployment) bool {
