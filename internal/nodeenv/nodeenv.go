@@ -52,6 +52,11 @@ type Options struct {
 	WorkDir string
 	// SyncFrequency is the kubelet's; node.DefaultSyncFrequency if zero.
 	SyncFrequency time.Duration
+	// ManagerArgs are appended to the manager container's arguments, with a
+	// kustomize patch as a user would add one. The install always adds
+	// --rotation-propagation-delay=PropagationDelay(SyncFrequency) first,
+	// so a later value here overrides it.
+	ManagerArgs []string
 	// Log receives progress lines; nil for none.
 	Log io.Writer
 }
@@ -82,6 +87,9 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
+	if opts.SyncFrequency == 0 {
+		opts.SyncFrequency = node.DefaultSyncFrequency
+	}
 	archives, err := image.Build(ctx, image.Options{Root: opts.Root, OutDir: filepath.Join(opts.WorkDir, "images"), Log: opts.Log})
 	if err != nil {
 		return nil, err
@@ -111,6 +119,14 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	return e, nil
 }
 
+// PropagationDelay is the manager's --rotation-propagation-delay that
+// matches a kubelet syncing every sync: the kubelet resyncs a pod after up
+// to one and a half periods (its worker jitter) and its watch-based
+// Secret and ConfigMap caches add no TTL, so three periods leave a full
+// period to spare. The default 2m is the same reasoning for the default
+// 1-minute sync.
+func PropagationDelay(sync time.Duration) time.Duration { return 3 * sync }
+
 // Stop stops the node and removes everything it left.
 func (e *Env) Stop(ctx context.Context) error {
 	if e.Node == nil {
@@ -131,7 +147,12 @@ func (e *Env) install(ctx context.Context) error {
 	if err := copyTree(filepath.Join(e.opts.Root, "config"), config); err != nil {
 		return err
 	}
-	if err := setImage(filepath.Join(config, "default", "kustomization.yaml"), e.Tags[image.Zmqauth]); err != nil {
+	kustomization := filepath.Join(config, "default", "kustomization.yaml")
+	if err := setImage(kustomization, e.Tags[image.Zmqauth]); err != nil {
+		return err
+	}
+	args := append([]string{"--rotation-propagation-delay=" + PropagationDelay(e.opts.SyncFrequency).String()}, e.opts.ManagerArgs...)
+	if err := addManagerArgs(kustomization, args); err != nil {
 		return err
 	}
 	if out, err := e.Kubectl(ctx, "apply", "--server-side", "-k", filepath.Join(config, "default")); err != nil {
@@ -172,9 +193,29 @@ func (e *Env) Kubectl(ctx context.Context, args ...string) (string, error) {
 	return string(out), err
 }
 
-// setImage sets config/default's image to tag (NAME:TAG) in the
-// kustomization's images list.
-func setImage(path, tag string) error {
+// addManagerArgs adds a JSON patch to the kustomization that appends args
+// to the manager container's arguments.
+func addManagerArgs(path string, args []string) error {
+	var ops []map[string]any
+	for _, a := range args {
+		ops = append(ops, map[string]any{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": a})
+	}
+	patch, err := yaml.Marshal(ops)
+	if err != nil {
+		return err
+	}
+	return editKustomization(path, func(k map[string]any) error {
+		patches, _ := k["patches"].([]any)
+		k["patches"] = append(patches, map[string]any{
+			"target": map[string]any{"kind": "Deployment", "name": ManagerDeployment},
+			"patch":  string(patch),
+		})
+		return nil
+	})
+}
+
+// editKustomization rewrites the kustomization at path with edit.
+func editKustomization(path string, edit func(map[string]any) error) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -183,27 +224,33 @@ func setImage(path, tag string) error {
 	if err := yaml.Unmarshal(data, &k); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	name, newTag, ok := strings.Cut(tag, ":")
-	if !ok {
-		return fmt.Errorf("image %q has no tag", tag)
-	}
-	images, _ := k["images"].([]any)
-	found := false
-	for _, img := range images {
-		m, _ := img.(map[string]any)
-		if m != nil && m["name"] == "zmqauth" {
-			m["newName"], m["newTag"] = name, newTag
-			found = true
-		}
-	}
-	if !found {
-		return fmt.Errorf("%s: no images entry named zmqauth (the release image %s)", path, releaseImage)
+	if err := edit(k); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	out, err := yaml.Marshal(k)
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, out, 0o644)
+}
+
+// setImage sets config/default's image to tag (NAME:TAG) in the
+// kustomization's images list.
+func setImage(path, tag string) error {
+	name, newTag, ok := strings.Cut(tag, ":")
+	if !ok {
+		return fmt.Errorf("image %q has no tag", tag)
+	}
+	return editKustomization(path, func(k map[string]any) error {
+		images, _ := k["images"].([]any)
+		for _, img := range images {
+			if m, _ := img.(map[string]any); m != nil && m["name"] == "zmqauth" {
+				m["newName"], m["newTag"] = name, newTag
+				return nil
+			}
+		}
+		return fmt.Errorf("no images entry named zmqauth (the release image %s)", releaseImage)
+	})
 }
 
 func copyTree(src, dst string) error {
