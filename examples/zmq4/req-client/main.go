@@ -6,12 +6,16 @@
 //
 // It prints one JSON line a second, and one at exit:
 //
-//	{"sent":S,"received":R,"lost":L,"user_ids":["demo/collector"]}
+//	{"sent":S,"received":R,"lost":L,"connections":C,"user_ids":["demo/collector"]}
 //
 // where user_ids are the distinct "user_id" fields seen in replies (the
-// identity a pyzmq server behind a sidecar read from the User-Id property).
+// identity a pyzmq server behind a sidecar read from the User-Id property)
+// and connections counts the sockets it opened. With --reconnect-every N it
+// closes its socket and opens a new one after every N requests, so each
+// new connection makes a new CURVE session with the keys in force: the way
+// to watch a rotation reach new sessions.
 //
-//	req-client --connect tcp://127.0.0.1:6556 --interval 100ms --timeout 2s --count 0
+//	req-client --connect tcp://127.0.0.1:6556 --interval 100ms --timeout 2s --count 0 --reconnect-every 0
 package main
 
 import (
@@ -33,10 +37,12 @@ import (
 // stats is what the client prints.
 type stats struct {
 	mu       sync.Mutex
-	Sent     int      `json:"sent"`
-	Received int      `json:"received"`
-	Lost     int      `json:"lost"`
-	UserIDs  []string `json:"user_ids"`
+	Sent     int `json:"sent"`
+	Received int `json:"received"`
+	Lost     int `json:"lost"`
+	// Connections counts the sockets opened.
+	Connections int      `json:"connections"`
+	UserIDs     []string `json:"user_ids"`
 }
 
 func (s *stats) print() {
@@ -51,6 +57,7 @@ func main() {
 	interval := flag.Duration("interval", 100*time.Millisecond, "pause between requests")
 	timeout := flag.Duration("timeout", 2*time.Second, "how long to wait for each reply")
 	count := flag.Int("count", 0, "requests to send, then exit 0 (0: forever)")
+	reconnectEvery := flag.Int("reconnect-every", 0, "open a new connection after this many requests (0: only after a lost request)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -70,7 +77,7 @@ func main() {
 			}
 		}
 	}()
-	err := run(ctx, st, *connect, *interval, *timeout, *count)
+	err := run(ctx, st, *connect, *interval, *timeout, *count, *reconnectEvery)
 	close(done)
 	st.print()
 	if err != nil && ctx.Err() == nil {
@@ -97,7 +104,7 @@ func dial(ctx context.Context, endpoint string) (zmq4.Socket, error) {
 	return sock, nil
 }
 
-func run(ctx context.Context, st *stats, endpoint string, interval, timeout time.Duration, count int) error {
+func run(ctx context.Context, st *stats, endpoint string, interval, timeout time.Duration, count, reconnectEvery int) error {
 	var sock zmq4.Socket
 	defer func() {
 		if sock != nil {
@@ -117,6 +124,9 @@ func run(ctx context.Context, st *stats, endpoint string, interval, timeout time
 				return fmt.Errorf("connecting to %s: %w", endpoint, err)
 			}
 			sock = s
+			st.mu.Lock()
+			st.Connections++
+			st.mu.Unlock()
 		}
 		st.mu.Lock()
 		st.Sent++
@@ -139,7 +149,7 @@ func run(ctx context.Context, st *stats, endpoint string, interval, timeout time
 			}
 		}
 		st.mu.Unlock()
-		if err != nil {
+		if err != nil || (reconnectEvery > 0 && n%reconnectEvery == 0) {
 			reset()
 		}
 		if count != 0 && n == count {
