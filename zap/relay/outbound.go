@@ -78,6 +78,22 @@ func (out *Outbound) Sessions() int { return out.reg.count() }
 
 // establish reads the application's READY, dials the server presenting the
 // application, and presents the server to the application in READY.
+//
+// The application's READY is answered only once the CURVE session with the
+// server exists, never before: a libzmq application queues its messages
+// (a REQ's request, say) on the socket's pipe as soon as it connects, keeps
+// them there across reconnections, and takes them from the pipe only when
+// a handshake completes; a REQ never sends a taken request again. So while
+// the server cannot be reached or refuses us (a key not yet in its
+// allowlist, a server still starting) the application's handshake waits,
+// and if the retry window ends the connection is closed without ERROR
+// (see upstream.go): the queued request stays with libzmq, which
+// reconnects and delivers it once the server takes us. Completing the
+// application's handshake first and then failing to reach the server would
+// drop that request. It also keeps the route fail-closed: no message of
+// the application's is read before the server has authenticated the
+// session.
+// (test/interop's TestSidecarFirstRequestWaitsForLateUpstream.)
 func (out *Outbound) establish(ctx context.Context, nc net.Conn) (*zmtp.Conn, *zmtp.Conn, error) {
 	var server *zmtp.Conn
 	cfg := out.App
