@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -289,6 +290,34 @@ func (n *Node) startAPIServer(ctx context.Context) error {
 	return n.waitAPIServer(ctx)
 }
 
+// StopAPIServer stops the kube-apiserver (etcd and everything else keep
+// running), as an outage of the control plane: for fault tests, with
+// StartAPIServer to end the outage.
+func (n *Node) StopAPIServer(context.Context) error {
+	c := n.components["kube-apiserver"]
+	if c == nil {
+		return errors.New("node: the kube-apiserver was never started")
+	}
+	c.stop(10 * time.Second)
+	return nil
+}
+
+// StartAPIServer starts the kube-apiserver StopAPIServer stopped, with the
+// same arguments, and waits until it is ready again.
+func (n *Node) StartAPIServer(ctx context.Context) error {
+	c := n.components["kube-apiserver"]
+	if c == nil {
+		return errors.New("node: the kube-apiserver was never started")
+	}
+	if c.running() == nil {
+		return errors.New("node: the kube-apiserver is running")
+	}
+	if err := c.start(); err != nil {
+		return err
+	}
+	return n.waitAPIServer(ctx)
+}
+
 // waitAPIServer waits until the API server's /readyz says ok.
 func (n *Node) waitAPIServer(ctx context.Context) error {
 	return n.poll(ctx, 2*time.Minute, "kube-apiserver ready", []string{"etcd", "kube-apiserver"}, func(ctx context.Context) (bool, error) {
@@ -481,6 +510,39 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.lock = nil
 	}
 	return err
+}
+
+// SavePodLogs copies the container logs the kubelet keeps for the pods of
+// namespace (every container, every restart) into dir, one directory per
+// pod as the kubelet lays them out (NAMESPACE_POD_UID/CONTAINER/N.log): for
+// a failed test to keep before its namespace and its logs go.
+func (n *Node) SavePodLogs(dir, namespace string) error {
+	pods, err := filepath.Glob(filepath.Join(n.layout.podLogs(), namespace+"_*"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, pod := range pods {
+		errs = append(errs, filepath.WalkDir(pod, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, err := filepath.Rel(n.layout.podLogs(), path)
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			target := filepath.Join(dir, rel)
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, 0o644)
+		}))
+	}
+	return errors.Join(errs...)
 }
 
 // SaveLogs copies the components' logs into dir (for a failed test to keep).

@@ -180,6 +180,14 @@ func newNamespace(t *testing.T, name string, labels ...string) string {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			dir := filepath.Join(root, "bin", "node-e2e", "logs", "pods")
+			if err := env.SavePodLogs(dir, name); err != nil {
+				t.Logf("saving the pod logs of %s: %v", name, err)
+			} else {
+				t.Logf("the pod logs of namespace %s are in %s", name, dir)
+			}
+		}
 		_ = env.Clientset.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 	return name
@@ -327,10 +335,12 @@ func jsonLines(log string) []map[string]any {
 
 // clientStats is the req-client's summary line.
 type clientStats struct {
-	Sent     int      `json:"sent"`
-	Received int      `json:"received"`
-	Lost     int      `json:"lost"`
-	UserIDs  []string `json:"user_ids"`
+	Sent     int `json:"sent"`
+	Received int `json:"received"`
+	Lost     int `json:"lost"`
+	// Connections counts the sockets the zmq4 client opened.
+	Connections int      `json:"connections"`
+	UserIDs     []string `json:"user_ids"`
 }
 
 // lastStats is the last summary line a req-client printed, failing the
