@@ -5,8 +5,9 @@
 // An allowlist is loaded from the directory layout pyzmq's
 // configure_curve(location=DIR) and CZMQ's zcertstore read: every NAME.key
 // file in the directory is one zcert public certificate, one allowed key.
-// zmqauth's allowlist ConfigMap is mounted in that layout (DESIGN.md,
-// "Files"), so a pyzmq server and the sidecar accept exactly the same keys.
+// zmqauth's allowlist ConfigMap is mounted in that layout
+// (docs/architecture.md, "5. File contract between operator and sidecar"),
+// so a pyzmq server and the sidecar accept exactly the same keys.
 //
 // Identities: a file whose metadata has "identity" (as every file the
 // operator writes does: a CurveClient's "namespace/name", including the

@@ -1,5 +1,6 @@
 // Package keyfiles loads the CURVE keys the sidecar uses from a mounted
-// keypair directory, laid out as zmqauth's keypair Secret (DESIGN.md, "Files"):
+// keypair directory, laid out as zmqauth's keypair Secret
+// (docs/architecture.md, "5. File contract between operator and sidecar"):
 //
 //	public.key            40-character Z85 public key
 //	secret.key            40-character Z85 secret key
