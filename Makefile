@@ -66,24 +66,20 @@ BENCHFLAGS ?=
 bench: deps
 	$(GO) run ./bench/cmd/benchall -command 'make bench$(if $(BENCHFLAGS), BENCHFLAGS="$(BENCHFLAGS)")' $(BENCHFLAGS)
 
-## demo: the main job on the embedded local control plane (reuses `make dev-up` when it runs)
-demo: deps build
-	@kc=""; if [ -f bin/dev/pid ] && kill -0 $$(cat bin/dev/pid) 2>/dev/null; then kc=$(CURDIR)/bin/dev/kubeconfig; fi; \
-	$(GO) run ./hack/demo -kubeconfig "$$kc"
+## demo: the main job on a one-node cluster with a real kubelet where a node can run (root; node-deps
+## installs it): examples/kubernetes applied, then torn down; elsewhere, after one line saying why, on
+## the embedded local control plane. Reuses what `make dev-up` runs.
+demo: node-deps build
+	$(GO) run ./hack/demo
 
-## dev-up: keep a local control plane running in the background (kubeconfig: bin/dev/kubeconfig)
-dev-up: deps
-	@mkdir -p bin/dev
-	@if [ -f bin/dev/pid ] && kill -0 $$(cat bin/dev/pid) 2>/dev/null; then echo "already up: export KUBECONFIG=$(CURDIR)/bin/dev/kubeconfig"; exit 0; fi; \
-	$(GO) build -o bin/devcluster ./hack/devcluster && \
-	(nohup bin/devcluster > bin/dev/devcluster.log 2>&1 & echo $$! > bin/dev/pid) && \
-	for i in $$(seq 1 120); do [ -s bin/dev/kubeconfig ] && break; sleep 1; done; \
-	[ -s bin/dev/kubeconfig ] || { cat bin/dev/devcluster.log; exit 1; }; \
-	echo "local control plane up: export KUBECONFIG=$(CURDIR)/bin/dev/kubeconfig"
+## dev-up: keep a cluster running in the background (kubeconfig: bin/dev/kubeconfig): a one-node
+## cluster with zmqauth installed where a node can run, else the embedded local control plane
+dev-up: node-deps
+	@$(GO) build -o bin/devcluster ./hack/devcluster && bin/devcluster up
 
-## dev-down: stop the control plane dev-up started
+## dev-down: stop what dev-up started (a node is torn down completely)
 dev-down:
-	@if [ -f bin/dev/pid ]; then kill $$(cat bin/dev/pid) 2>/dev/null || true; rm -f bin/dev/pid; fi
+	@if [ -f bin/dev/pid ]; then [ -x bin/devcluster ] || $(GO) build -o bin/devcluster ./hack/devcluster; bin/devcluster down; fi
 
 ## manifests: regenerate deepcopy, CRDs and RBAC from the kubebuilder markers
 manifests:
