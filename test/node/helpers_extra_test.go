@@ -279,3 +279,16 @@ func sidecarLog(t *testing.T, p corev1.Pod) string {
 	t.Helper()
 	return logs(t, p.Namespace, p.Name, injector.ContainerName)
 }
+
+// lastError is the last line of the previous instance of pod's application
+// that is not a summary: why it exited.
+func lastError(t *testing.T, ns, pod string) string {
+	t.Helper()
+	lines := timedLogs(t, ns, pod, "app", true)
+	for i := len(lines) - 1; i >= 0; i-- {
+		if _, ok := lastSummary(lines[i].text); !ok {
+			return lines[i].text
+		}
+	}
+	return ""
+}
