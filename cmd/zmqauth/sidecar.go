@@ -71,9 +71,9 @@ secret:NAMESPACE/NAME#server.NS.NAME.key. The namespace defaults to the
 pod's (or the kubeconfig context's). The sidecar then needs get, list and
 watch on those objects only.`,
 		Example: `  zmqauth sidecar inbound --listen 0.0.0.0:5555 --app 127.0.0.1:15555 \
-      --keys /var/run/zmqauth/server --allowlist /var/run/zmqauth/allowlist --admin :9901
+      --keys /var/run/zmqauth/server/keys --allowlist /var/run/zmqauth/server/allowlist --admin :9901
   zmqauth sidecar outbound --listen 127.0.0.1:6000 --server collector:5555 \
-      --server-key /var/run/zmqauth/client/monitoring.collector.key --keys /var/run/zmqauth/client
+      --server-key /var/run/zmqauth/client/keys/server.monitoring.collector.key --keys /var/run/zmqauth/client/keys
   zmqauth sidecar inbound --listen 0.0.0.0:5555 --app 127.0.0.1:15555 \
       --keys secret:monitoring/collector-keys --allowlist configmap:monitoring/collector-allowlist
   zmqauth sidecar --config /etc/zmqauth/sidecar.yaml`,

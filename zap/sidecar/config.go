@@ -45,16 +45,16 @@ const MaxMessageSizeLimit = 1 << 30
 //	  - name: bus
 //	    listen: 0.0.0.0:5555
 //	    app: 127.0.0.1:15555
-//	    keys: /var/run/zmqauth/server
-//	    allowlist: /var/run/zmqauth/allowlist
+//	    keys: /var/run/zmqauth/server/keys
+//	    allowlist: /var/run/zmqauth/server/allowlist
 //	    mode: enforce
 //	    maxMessageSize: 16777216
 //	outbound:
 //	  - name: collector
 //	    listen: 127.0.0.1:6000
 //	    server: collector.monitoring.svc:5555
-//	    serverKey: /var/run/zmqauth/client/monitoring.collector.key
-//	    keys: /var/run/zmqauth/client
+//	    serverKey: /var/run/zmqauth/client/keys/server.monitoring.collector.key
+//	    keys: /var/run/zmqauth/client/keys
 type Config struct {
 	// Admin is the address of the /metrics, /healthz and /readyz endpoint;
 	// empty serves none.
