@@ -68,13 +68,16 @@ bench: deps
 
 ## demo: the main job on a one-node cluster with a real kubelet where a node can run (root; node-deps
 ## installs it): examples/kubernetes applied, then torn down; elsewhere, after one line saying why, on
-## the embedded local control plane. Reuses what `make dev-up` runs.
-demo: node-deps build
+## the embedded local control plane. Reuses what `make dev-up` runs. (node-deps runs with its stdout
+## hidden: hack/demo says itself why a node cannot run, in one line.)
+demo: deps build
+	@$(MAKE) --no-print-directory node-deps >/dev/null
 	$(GO) run ./hack/demo
 
 ## dev-up: keep a cluster running in the background (kubeconfig: bin/dev/kubeconfig): a one-node
 ## cluster with zmqauth installed where a node can run, else the embedded local control plane
-dev-up: node-deps
+dev-up: deps
+	@$(MAKE) --no-print-directory node-deps >/dev/null
 	@$(GO) build -o bin/devcluster ./hack/devcluster && bin/devcluster up
 
 ## dev-down: stop what dev-up started (a node is torn down completely)
