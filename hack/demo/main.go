@@ -42,7 +42,10 @@ func main() {
 	timeout := flag.Duration("timeout", 15*time.Minute, "give up after this long (the first run on a node builds the pyzmq image)")
 	_ = flag.Parse(os.Args[1:])
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// ^C, SIGTERM, or the reader of our output gone (`make demo | head`:
+	// a write then raises SIGPIPE, which would otherwise kill the demo
+	// before it stops what it started) end the demo, which then cleans up.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
