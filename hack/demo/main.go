@@ -62,6 +62,19 @@ func main() {
 // run picks where the demo runs and runs it.
 func run(ctx context.Context, cfg demo.Config, embedded bool) error {
 	dev := devState(cfg.Root)
+	if dev.mode == "starting" && cfg.Kubeconfig == "" && !embedded {
+		// Its node would hold the machine's node lock until make dev-down:
+		// wait for it rather than for the lock.
+		fmt.Fprintf(cfg.Out, "make dev-up is starting a cluster (%s); the demo waits for it and reuses it\n", filepath.Join(cfg.Root, "bin", "dev", "devcluster.log"))
+		for dev.mode == "starting" {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+			dev = devState(cfg.Root)
+		}
+	}
 	if cfg.Kubeconfig == "" && !embedded {
 		switch dev.mode {
 		case "node":
@@ -85,8 +98,9 @@ func run(ctx context.Context, cfg demo.Config, embedded bool) error {
 	return err
 }
 
-// dev is what `make dev-up` runs (hack/devcluster): its mode ("node" or
-// "embedded", empty when nothing runs) and kubeconfig.
+// dev is what `make dev-up` runs (hack/devcluster): its mode ("node",
+// "embedded", "starting" before its kubeconfig is written, empty when
+// nothing runs) and kubeconfig.
 type dev struct{ mode, kubeconfig string }
 
 // devState reads bin/dev, where hack/devcluster records what it runs while
@@ -103,7 +117,7 @@ func devState(root string) dev {
 	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if _, err := os.Stat(kubeconfig); err != nil {
-		return dev{}
+		return dev{mode: "starting"}
 	}
 	mode, err := os.ReadFile(filepath.Join(dir, "mode"))
 	if err != nil {
