@@ -4,15 +4,18 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
@@ -27,12 +30,105 @@ const timeout = 30 * time.Second
 // TestRotationEnvtest runs the keys and rotation reconcilers against a real
 // API server: one control plane, one namespace and manager per subtest.
 func TestRotationEnvtest(t *testing.T) {
+	// Before any manager starts: their controllers log through it.
+	ctrl.SetLogger(logr.New(reconcileSink{log: reconciles}))
 	env := keystest.Start(t)
 	t.Run("Requested", func(t *testing.T) { t.Parallel(); testRequested(t, env) })
 	t.Run("ZeroOverlap", func(t *testing.T) { t.Parallel(); testZeroOverlap(t, env) })
 	t.Run("RestartBetweenSteps", func(t *testing.T) { t.Parallel(); testRestartBetweenSteps(t, env) })
 	t.Run("Scheduled", func(t *testing.T) { t.Parallel(); testScheduled(t, env) })
 	t.Run("Staged", func(t *testing.T) { t.Parallel(); testStaged(t, env) })
+}
+
+// reconciles records when each reconcile of the managers began and ended,
+// from controller-runtime's own log lines: the positive signal that a
+// reconciler looked at an object after some point, which a test waits for
+// before it checks that nothing was done.
+var reconciles = &reconcileLog{}
+
+type reconcileLog struct {
+	mu      sync.Mutex
+	entries []reconcileEntry
+}
+
+// reconcileEntry is the beginning (done false) or the successful end of
+// one reconcile.
+type reconcileEntry struct {
+	controller, object, id string
+	done                   bool
+}
+
+// mark returns the point after which waitReconciled looks.
+func (l *reconcileLog) mark() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.entries)
+}
+
+// waitReconciled waits until controller has begun a reconcile of key after
+// since (a mark) and finished it without an error.
+func (l *reconcileLog) waitReconciled(t *testing.T, controller string, key types.NamespacedName, since int) {
+	t.Helper()
+	keystest.Eventually(t, timeout, controller+" reconciles "+key.String(), func(context.Context) (bool, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		begun := map[string]bool{}
+		for _, e := range l.entries[since:] {
+			switch {
+			case e.controller != controller || e.object != key.String():
+			case !e.done:
+				begun[e.id] = true
+			case begun[e.id]:
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+// reconcileSink is a logr sink that keeps only controller-runtime's
+// "Reconciling" and "Reconcile done"/"Reconcile successful" lines (V(5)).
+type reconcileSink struct {
+	log *reconcileLog
+	kv  []any
+}
+
+func (s reconcileSink) Init(logr.RuntimeInfo)        {}
+func (s reconcileSink) Enabled(int) bool             { return true }
+func (s reconcileSink) Error(error, string, ...any)  {}
+func (s reconcileSink) WithName(string) logr.LogSink { return s }
+func (s reconcileSink) WithValues(kv ...any) logr.LogSink {
+	return reconcileSink{log: s.log, kv: append(s.kv[:len(s.kv):len(s.kv)], kv...)}
+}
+
+func (s reconcileSink) Info(_ int, msg string, kv ...any) {
+	var e reconcileEntry
+	switch {
+	case msg == "Reconciling":
+	case msg == "Reconcile successful" || strings.HasPrefix(msg, "Reconcile done"):
+		e.done = true
+	default:
+		return
+	}
+	var ns, name string
+	all := append(s.kv[:len(s.kv):len(s.kv)], kv...)
+	for i := 0; i+1 < len(all); i += 2 {
+		v := fmt.Sprint(all[i+1])
+		switch all[i] {
+		case "controller":
+			e.controller = v
+		case "namespace":
+			ns = v
+		case "name":
+			name = v
+		case "reconcileID":
+			e.id = v
+		}
+	}
+	e.object = types.NamespacedName{Namespace: ns, Name: name}.String()
+	s.log.mu.Lock()
+	s.log.entries = append(s.log.entries, e)
+	s.log.mu.Unlock()
 }
 
 func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
@@ -108,7 +204,7 @@ func requestRotation(t *testing.T, env *keystest.Env, obj client.Object, value s
 
 func testRequested(t *testing.T, env *keystest.Env) {
 	ns := env.Namespace(t)
-	env.StartManager(t, ns, nil)
+	mgr := env.StartManager(t, ns, nil)
 	for _, kind := range []keys.Kind{keys.ServerKind(), keys.ClientKind()} {
 		t.Run(kind.Name, func(t *testing.T) {
 			const overlap = 3 * time.Second
@@ -174,15 +270,22 @@ func testRequested(t *testing.T, env *keystest.Env) {
 			}
 			env.WaitEvent(t, ns, obj.GetName(), rotation.EventOverlapEnded)
 
-			// The annotation stays in place: it was answered, so no rotation.
+			// The annotation stays in place: it was answered, so a reconcile
+			// that reads it again (the poke makes one; the cache holds the
+			// Secret after the overlap, which the status mirrors) does not
+			// rotate again.
+			since := reconciles.mark()
 			env.Poke(t, obj)
-			time.Sleep(time.Second)
+			reconciles.waitReconciled(t, "rotation-"+strings.ToLower(kind.Name), key, since)
 			again, err := read(context.Background(), env, kind, key)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if again.state.Revision != 2 {
 				t.Fatalf("revision %d after a poke: the answered request rotated again", again.state.Revision)
+			}
+			if n := counter(t, mgr.Registry, "zmqauth_rotations_total", map[string]string{"kind": kind.Name}); n != 1 {
+				t.Fatalf("zmqauth_rotations_total %v after one request, want 1", n)
 			}
 		})
 	}
@@ -287,13 +390,17 @@ func testScheduled(t *testing.T, env *keystest.Env) {
 		}
 	}
 
+	// A minute before the period ends: a reconcile that begins after the
+	// step (the poke makes one) reads the stepped clock and must not rotate.
 	clk.Step(period - time.Minute)
+	since := reconciles.mark()
 	for _, kind := range kinds {
 		env.Poke(t, objs[kind.Name])
 	}
-	time.Sleep(time.Second)
 	for _, kind := range kinds {
-		s, err := read(context.Background(), env, kind, client.ObjectKeyFromObject(objs[kind.Name]))
+		key := client.ObjectKeyFromObject(objs[kind.Name])
+		reconciles.waitReconciled(t, "rotation-"+strings.ToLower(kind.Name), key, since)
+		s, err := read(context.Background(), env, kind, key)
 		if err != nil {
 			t.Fatal(err)
 		}
