@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -204,21 +205,23 @@ func testRestartKeepsKey(t *testing.T, env *keystest.Env) {
 	}
 	mgr.Stop(t)
 
-	env.StartManager(t, ns, nil)
-	// A spec change makes the new manager reconcile and rewrite status.
-	srv.Spec.Rotation = &v1alpha1.RotationSpec{Period: &metav1.Duration{Duration: 48 * time.Hour}, Overlap: &metav1.Duration{Duration: time.Hour}}
-	if err := env.Client.Update(ctx, srv); err != nil {
-		t.Fatal(err)
-	}
-	keystest.Eventually(t, timeout, "new manager reconciles the spec change", func(ctx context.Context) (bool, error) {
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(srv), srv); err != nil {
-			return false, err
+	mgr2 := env.StartManager(t, ns, nil)
+	// The positive signal that the new manager has looked at both objects
+	// and their Secrets: two spec changes in a row, each answered by the
+	// keys reconciler in the status (observedGeneration, written after it
+	// has dealt with the Secret) and by the rotation reconciler in its
+	// next-rotation gauge. An object is never reconciled twice at once, so
+	// when the second change shows, the reconciles of the first (and the
+	// new manager's first look before them) are over.
+	for _, period := range []time.Duration{48 * time.Hour, 49 * time.Hour} {
+		for _, o := range []struct {
+			obj  client.Object
+			kind keys.Kind
+		}{{srv, keys.ServerKind()}, {cli, keys.ClientKind()}} {
+			setRotation(t, env, o.obj, period)
+			waitReconciled(t, env, mgr2, o.obj, o.kind, period)
 		}
-		n := srv.Status.NextRotationTime
-		return srv.Status.ObservedGeneration == srv.Generation && n != nil && n.Sub(srv.Status.LastRotationTime.Time) == 48*time.Hour, nil
-	})
-	env.Poke(t, cli)
-	time.Sleep(time.Second) // give the new manager time to do anything wrong
+	}
 	for name, old := range before {
 		s, err := getSecret(ctx, env, ns, name)
 		if err != nil {
@@ -233,9 +236,73 @@ func testRestartKeepsKey(t *testing.T, env *keystest.Env) {
 			}
 		}
 	}
-	if srv.Status.KeyRevision != 1 || srv.Status.PublicKey != string(before["bus-keys"].Data["public.key"]) {
-		t.Errorf("server status after restart: revision %d key %s", srv.Status.KeyRevision, srv.Status.PublicKey)
+	for _, o := range []struct {
+		obj    client.Object
+		kind   keys.Kind
+		secret string
+	}{{srv, keys.ServerKind(), "bus-keys"}, {cli, keys.ClientKind(), "app-keys"}} {
+		f := o.kind.Fields(o.obj)
+		if *f.KeyRevision != 1 || *f.PublicKey != string(before[o.secret].Data["public.key"]) {
+			t.Errorf("%s status after restart: revision %d key %s", o.kind.Name, *f.KeyRevision, *f.PublicKey)
+		}
 	}
+}
+
+// setRotation sets obj's rotation period (a spec change: a new generation).
+func setRotation(t *testing.T, env *keystest.Env, obj client.Object, period time.Duration) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"rotation":{"period":%q,"overlap":"1h0m0s"}}}`, period)
+	if err := env.Client.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		t.Fatalf("set the rotation period of %s: %v", obj.GetName(), err)
+	}
+}
+
+// waitReconciled waits until both reconcilers of mgr have read obj's
+// current generation, whose rotation period is period: the keys reconciler
+// has written it to the status (observedGeneration, nextRotationTime) and
+// the rotation reconciler to its next-rotation gauge. obj is refreshed.
+func waitReconciled(t *testing.T, env *keystest.Env, mgr *keystest.Manager, obj client.Object, kind keys.Kind, period time.Duration) {
+	t.Helper()
+	keystest.Eventually(t, timeout, "both reconcilers read the new spec of "+obj.GetName(), func(ctx context.Context) (bool, error) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return false, err
+		}
+		f := kind.Fields(obj)
+		last, next := *f.LastRotationTime, *f.NextRotationTime
+		if *f.ObservedGeneration != obj.GetGeneration() || last == nil || next == nil || next.Sub(last.Time) != period {
+			return false, nil
+		}
+		labels := map[string]string{"kind": kind.Name, "namespace": obj.GetNamespace(), "name": obj.GetName()}
+		v, err := gauge(mgr.Registry, "zmqauth_key_next_rotation_timestamp_seconds", labels)
+		return err == nil && v == float64(next.Unix()), err
+	})
+}
+
+// gauge returns the value of the gauge name with exactly labels (0 when
+// there is no such series).
+func gauge(reg *prometheus.Registry, name string, labels map[string]string) (float64, error) {
+	families, err := reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range families {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, lp := range m.GetLabel() {
+				if labels[lp.GetName()] != lp.GetValue() {
+					continue series
+				}
+			}
+			return m.GetGauge().GetValue(), nil
+		}
+	}
+	return 0, nil
 }
 
 func testConflict(t *testing.T, env *keystest.Env) {
@@ -278,7 +345,19 @@ func testConflict(t *testing.T, env *keystest.Env) {
 			if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Note, tt.secret.Name) {
 				t.Errorf("conflict event %s %q", ev.Type, ev.Note)
 			}
-			time.Sleep(500 * time.Millisecond)
+			// A spec change makes the reconciler look again, with the
+			// conflict already reported; its answer in the status (the new
+			// generation observed, the conflict still there) is written
+			// after it has dealt with the Secret.
+			setRotation(t, env, srv, 48*time.Hour)
+			keystest.Eventually(t, timeout, "the conflict seen again at the new generation", func(ctx context.Context) (bool, error) {
+				if err := env.Client.Get(ctx, client.ObjectKeyFromObject(srv), srv); err != nil {
+					return false, err
+				}
+				c := meta.FindStatusCondition(srv.Status.Conditions, v1alpha1.ConditionKeyReady)
+				return srv.Generation > 1 && srv.Status.ObservedGeneration == srv.Generation &&
+					c != nil && c.Reason == v1alpha1.ReasonSecretConflict && c.ObservedGeneration == srv.Generation, nil
+			})
 			got, err := getSecret(ctx, env, ns, tt.secret.Name)
 			if err != nil {
 				t.Fatal(err)
