@@ -24,6 +24,7 @@ const within = time.Second
 type reloader struct {
 	path  string
 	calls atomic.Int64
+	ok    atomic.Int64 // reloads that succeeded
 	seen  chan string
 	fail  atomic.Bool
 }
@@ -42,6 +43,7 @@ func (r *reloader) reload() error {
 	if r.fail.Load() {
 		return errors.New("reload failed on purpose")
 	}
+	r.ok.Add(1)
 	return nil
 }
 
@@ -254,6 +256,14 @@ func TestDirPeriodicCheck(t *testing.T) {
 	t.Run("failed reload is retried", func(t *testing.T) {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, "allow.key"), "v1")
+		// Every check lists the directories in dir (fingerprint): the
+		// opens of this one count the checks, which reload nothing when
+		// nothing changed.
+		probe := filepath.Join(dir, "probe")
+		if err := os.Mkdir(probe, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		checks := watchOpens(t, probe)
 		r := newReloader(filepath.Join(dir, "allow.key"))
 		r.fail.Store(true)
 		errc := make(chan error, 100)
@@ -268,11 +278,13 @@ func TestDirPeriodicCheck(t *testing.T) {
 			t.Fatal("the failed reload was not reported")
 		}
 		r.fail.Store(false)
-		r.await(t, "v1", within) // retried with nothing changed
-		n := r.calls.Load()
-		time.Sleep(400 * time.Millisecond)
+		waitFor(t, "the failed reload retried with nothing changed, and succeeding", 3*within, func() bool { return r.ok.Load() > 0 })
+		n, c := r.calls.Load(), checks.count()
+		// Checks run one after the other: when the third after the success
+		// begins, two have run to their end.
+		waitFor(t, "three periodic checks after the success", 3*within, func() bool { return checks.count() >= c+3 })
 		if m := r.calls.Load(); m != n {
-			t.Errorf("%d reloads after a success with nothing changed; the periodic check should be quiet", m-n)
+			t.Errorf("%d reloads in the checks after a success with nothing changed; the periodic check should be quiet", m-n)
 		}
 	})
 }
@@ -280,6 +292,12 @@ func TestDirPeriodicCheck(t *testing.T) {
 func TestDirReturnsOnCancel(t *testing.T) {
 	dir := t.TempDir()
 	r := newReloader(filepath.Join(dir, "allow.key"))
+	// control watches the same directory and goes on running: when it has
+	// reloaded for a change, a watch that is still running (events, the
+	// debounce) has had the same chance to.
+	control := newReloader(filepath.Join(dir, "allow.key"))
+	start(t, dir, time.Hour, control, nil)
+	control.await(t, "<allow.key absent>", within)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -294,8 +312,10 @@ func TestDirReturnsOnCancel(t *testing.T) {
 		t.Fatal("watch.Dir did not return within 1s of cancel")
 	}
 	n := r.calls.Load()
-	writeFile(t, filepath.Join(dir, "allow.key"), "after")
-	time.Sleep(200 * time.Millisecond)
+	for _, content := range []string{"after", "after again"} {
+		writeFile(t, filepath.Join(dir, "allow.key"), content)
+		control.await(t, content, within)
+	}
 	if r.calls.Load() != n {
 		t.Error("reload called after watch.Dir returned")
 	}
@@ -428,5 +448,17 @@ func TestDirWatchSetupFailure(t *testing.T) {
 	defer mu.Unlock()
 	if len(errs) != 0 {
 		t.Errorf("onError got %v; not being able to watch is no failed reload", errs)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after d.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
