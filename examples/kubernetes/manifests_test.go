@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -33,6 +34,7 @@ type manifests struct {
 	clients     []zmqauthv1.CurveClient
 	services    []corev1.Service
 	deployments []appsv1.Deployment
+	jobs        []batchv1.Job
 	pods        []corev1.Pod
 }
 
@@ -72,6 +74,9 @@ func load(t *testing.T, dir string) manifests {
 			case "apps/v1 Deployment":
 				m.deployments = append(m.deployments, appsv1.Deployment{})
 				target = &m.deployments[len(m.deployments)-1]
+			case "batch/v1 Job":
+				m.jobs = append(m.jobs, batchv1.Job{})
+				target = &m.jobs[len(m.jobs)-1]
 			case "v1 Pod":
 				m.pods = append(m.pods, corev1.Pod{})
 				target = &m.pods[len(m.pods)-1]
@@ -192,6 +197,46 @@ func TestExampleManifests(t *testing.T) {
 	checkPod(t, "refused pod "+p.Name, p.Spec)
 	if got := p.Annotations[zmqauthv1.AnnotationServer]; got == "" || got == server.Name || p.Namespace != ns.Name {
 		t.Errorf("the refused pod names CurveServer %q in %q; want one that does not exist, in %s", got, p.Namespace, ns.Name)
+	}
+}
+
+// TestUngrantedManifests: the outsider is a CurveClient of another
+// namespace that names the example's server at its Service, with no grant,
+// and a Job whose pod connects as it.
+func TestUngrantedManifests(t *testing.T) {
+	example := load(t, ".")
+	m := load(t, "ungranted")
+	if len(m.namespaces) != 1 || len(m.clients) != 1 || len(m.jobs) != 1 || len(m.servers)+len(m.services)+len(m.deployments)+len(m.pods) != 0 {
+		t.Fatalf("ungranted/: want one Namespace, CurveClient and Job")
+	}
+	ns, client, job := m.namespaces[0], m.clients[0], m.jobs[0]
+	server, svc := example.servers[0], example.services[0]
+	if ns.Name == example.namespaces[0].Name || client.Namespace != ns.Name || job.Namespace != ns.Name {
+		t.Errorf("the outsider's objects are in %q and %q, want both in its own namespace %s, not the example's", client.Namespace, job.Namespace, ns.Name)
+	}
+	if ns.Labels[zmqauthv1.LabelInject] != zmqauthv1.InjectEnabled {
+		t.Errorf("namespace %s is not opted in to injection", ns.Name)
+	}
+	if len(client.Spec.Servers) != 1 {
+		t.Fatalf("the outsider names %d servers, want 1", len(client.Spec.Servers))
+	}
+	dest := client.Spec.Servers[0]
+	if dest.Name != server.Name || dest.Namespace != server.Namespace || dest.Endpoint != fmt.Sprintf("tcp://%s.%s:%d", svc.Name, svc.Namespace, svc.Spec.Ports[0].Port) {
+		t.Errorf("the outsider names %s/%s at %s, want %s/%s at its Service", dest.Namespace, dest.Name, dest.Endpoint, server.Namespace, server.Name)
+	}
+	if server.Spec.Clients != nil && server.Spec.Clients.NamespaceSelector != nil {
+		t.Errorf("CurveServer %s admits clients of other namespaces: the outsider must have no grant", server.Name)
+	}
+	tpl := job.Spec.Template
+	checkPod(t, "Job "+job.Name, tpl.Spec)
+	if got := tpl.Annotations[zmqauthv1.AnnotationClient]; got != client.Name {
+		t.Errorf("the Job's pod connects as CurveClient %q, want %s", got, client.Name)
+	}
+	if got, want := flag(tpl.Spec.Containers[0].Command, "--connect"), fmt.Sprintf("tcp://127.0.0.1:%d", dest.LocalPort); got != want {
+		t.Errorf("the outsider's application connects to %q, want the localPort %s", got, want)
+	}
+	if flag(tpl.Spec.Containers[0].Command, "--count") == "" {
+		t.Error("the outsider's req-client has no --count: the Job would never end")
 	}
 }
 

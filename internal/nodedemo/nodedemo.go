@@ -39,6 +39,12 @@ const (
 	ClientName = "caller"
 	// UnknownServer is the CurveServer the refused pod names.
 	UnknownServer = "no-such-server"
+	// OutsideNamespace holds Outsider, a CurveClient (and a Job of the
+	// zmq4 REQ client) naming ServerName with no grant
+	// (examples/kubernetes/ungranted).
+	OutsideNamespace = "zmqauth-example-outside"
+	// Outsider is the ungranted CurveClient and its Job.
+	Outsider = "outsider"
 )
 
 // Config says where the demo runs.
@@ -52,7 +58,7 @@ type Config struct {
 	// when empty.
 	Binary string
 	// Env, when set, is a running node to run on; the demo does not stop
-	// it (it leaves the example's namespace for the caller to delete).
+	// it (it leaves the example's namespaces for the caller to delete).
 	Env *nodeenv.Env
 	// Kubeconfig, when set and Env is nil, names a running node to reuse
 	// (`make dev-up`), reached with Root's bin/k8s/kubectl; the demo leaves
@@ -80,6 +86,11 @@ type Result struct {
 	// anyway.
 	Refusal           string
 	RefusedPodCreated bool
+	// OutsiderReason is the ungranted CurveClient's Authorized reason
+	// (NotSelected); OutsiderSent and OutsiderReceived count its Job's
+	// requests and the replies it got.
+	OutsiderReason                 string
+	OutsiderSent, OutsiderReceived int
 	// ServerKeys and ClientKeys are the public keys before and after the
 	// rotation; ServerRevision and ClientRevision the key revisions after.
 	ServerKeys, ClientKeys         [2]string
@@ -195,6 +206,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		{"pods Ready under the kubelet, each with the injected sidecar", r.podsReady},
 		{"the pyzmq server read the client's identity as User-Id", r.userID},
 		{"a pod naming an unknown CurveServer is refused by the webhook", r.refusal},
+		{"a client from another namespace, not granted, gets no reply", r.ungranted},
 		{"rotation of both keys under traffic (zmqauth rotate)", r.rotation},
 	}
 	for _, s := range steps {

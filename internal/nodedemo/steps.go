@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,13 +40,16 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func(con
 
 func (r *run) apply(ctx context.Context, _ *Result) error {
 	nss := r.c.clientset.CoreV1().Namespaces()
-	if _, err := nss.Get(ctx, Namespace, metav1.GetOptions{}); err == nil {
-		r.say("deleting namespace %s, left by an earlier run", Namespace)
-		if err := nss.Delete(ctx, Namespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete namespace %s: %w", Namespace, err)
+	for _, ns := range []string{Namespace, OutsideNamespace} {
+		if _, err := nss.Get(ctx, ns, metav1.GetOptions{}); err != nil {
+			continue
 		}
-		if err := poll(ctx, 2*time.Minute, "namespace "+Namespace+" to be gone", func(ctx context.Context) (bool, error) {
-			_, err := nss.Get(ctx, Namespace, metav1.GetOptions{})
+		r.say("deleting namespace %s, left by an earlier run", ns)
+		if err := nss.Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete namespace %s: %w", ns, err)
+		}
+		if err := poll(ctx, 2*time.Minute, "namespace "+ns+" to be gone", func(ctx context.Context) (bool, error) {
+			_, err := nss.Get(ctx, ns, metav1.GetOptions{})
 			return apierrors.IsNotFound(err), err
 		}); err != nil {
 			return err
@@ -155,13 +159,18 @@ func readyColumn(table, pod string) string {
 // podLog returns the last tail lines (all when 0) of a container's log,
 // through the API server as `kubectl logs` reads it.
 func (r *run) podLog(ctx context.Context, pod, container string, tail int64) (string, error) {
+	return r.podLogIn(ctx, Namespace, pod, container, tail)
+}
+
+// podLogIn is podLog for a pod of namespace ns.
+func (r *run) podLogIn(ctx context.Context, ns, pod, container string, tail int64) (string, error) {
 	opts := &corev1.PodLogOptions{Container: container}
 	if tail > 0 {
 		opts.TailLines = &tail
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rc, err := r.c.clientset.CoreV1().Pods(Namespace).GetLogs(pod, opts).Stream(ctx)
+	rc, err := r.c.clientset.CoreV1().Pods(ns).GetLogs(pod, opts).Stream(ctx)
 	if err != nil {
 		return "", fmt.Errorf("logs of %s %s: %w", pod, container, err)
 	}
@@ -239,6 +248,61 @@ func (r *run) refusal(ctx context.Context, res *Result) error {
 		return fmt.Errorf("the refusal does not name the unknown CurveServer %s", UnknownServer)
 	case res.RefusedPodCreated:
 		return fmt.Errorf("the refused pod exists")
+	}
+	return nil
+}
+
+func (r *run) ungranted(ctx context.Context, res *Result) error {
+	out, err := r.kubectl(ctx, "apply", "-f", filepath.Join(r.cfg.Root, "examples", "kubernetes", "ungranted"))
+	r.say("$ kubectl apply -f examples/kubernetes/ungranted/")
+	r.sayLines(out)
+	if err != nil {
+		return fmt.Errorf("kubectl apply: %w", err)
+	}
+	jobs := r.c.clientset.BatchV1().Jobs(OutsideNamespace)
+	if err := poll(ctx, 2*time.Minute, "Job "+OutsideNamespace+"/"+Outsider+" to end", func(ctx context.Context) (bool, error) {
+		j, err := jobs.Get(ctx, Outsider, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range j.Status.Conditions {
+			if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		return err
+	}
+	pods, err := r.c.clientset.CoreV1().Pods(OutsideNamespace).List(ctx, metav1.ListOptions{LabelSelector: "job=" + Outsider})
+	if err != nil || len(pods.Items) != 1 {
+		return fmt.Errorf("the pod of Job %s: %v (%d pods)", Outsider, err, len(pods.Items))
+	}
+	log, err := r.podLogIn(ctx, OutsideNamespace, pods.Items[0].Name, "app", 5)
+	if err != nil {
+		return err
+	}
+	r.say("$ kubectl -n %s logs job/%s -c app | tail -2", OutsideNamespace, Outsider)
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	r.sayLines(strings.Join(lines[max(0, len(lines)-2):], "\n"))
+	s, ok := lastSummary(log, false)
+	if !ok {
+		return fmt.Errorf("no summary line in the outsider's log:\n%s", log)
+	}
+	res.OutsiderSent, res.OutsiderReceived = s.Sent, s.Received
+	reason, err := r.kubectl(ctx, "get", "-n", OutsideNamespace, "curveclient", Outsider, "-o",
+		`jsonpath={.status.conditions[?(@.type=="Authorized")].reason}: {.status.conditions[?(@.type=="Authorized")].message}`)
+	if err != nil {
+		return fmt.Errorf("kubectl get curveclient %s: %w: %s", Outsider, err, reason)
+	}
+	res.OutsiderReason, _, _ = strings.Cut(reason, ":")
+	r.say("curveclient/%s Authorized: %s", Outsider, reason)
+	r.say("zmqauth gives a client it does not admit no key for the server: its sidecar closes the application's connection")
+	switch {
+	case res.OutsiderReceived != 0:
+		return fmt.Errorf("the ungranted client got %d replies", res.OutsiderReceived)
+	case res.OutsiderReason != "NotSelected":
+		return fmt.Errorf("the ungranted CurveClient's Authorized reason is %q, want NotSelected", res.OutsiderReason)
 	}
 	return nil
 }

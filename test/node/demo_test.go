@@ -16,12 +16,15 @@ import (
 // TestDemoOnNode runs `make demo`'s steps on the suite's node: the
 // manifests of examples/kubernetes run as pods with their sidecars (2/2 in
 // kubectl), the pyzmq server reads the client's namespace/name, the webhook
-// refuses a pod naming an unknown CurveServer, and both keys rotate under
-// traffic with every request answered.
+// refuses a pod naming an unknown CurveServer, a client of another namespace
+// with no grant is told NotSelected and gets no reply, and both keys rotate
+// under traffic with every request answered.
 func TestDemoOnNode(t *testing.T) {
 	e := needNode(t)
 	t.Cleanup(func() {
-		_ = e.Clientset.CoreV1().Namespaces().Delete(context.Background(), nodedemo.Namespace, metav1.DeleteOptions{})
+		for _, ns := range []string{nodedemo.Namespace, nodedemo.OutsideNamespace} {
+			_ = e.Clientset.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -51,6 +54,10 @@ func TestDemoOnNode(t *testing.T) {
 	}
 	if !strings.Contains(res.Refusal, "denied") || !strings.Contains(res.Refusal, nodedemo.UnknownServer) || res.RefusedPodCreated {
 		t.Errorf("the pod naming %s: refusal %q, created %v; want a webhook denial naming it and no pod", nodedemo.UnknownServer, res.Refusal, res.RefusedPodCreated)
+	}
+	if res.OutsiderReason != "NotSelected" || res.OutsiderReceived != 0 {
+		t.Errorf("the ungranted client: Authorized reason %q, %d requests sent, %d answered; want NotSelected and no reply",
+			res.OutsiderReason, res.OutsiderSent, res.OutsiderReceived)
 	}
 	if res.ServerRevision < 2 || res.ClientRevision < 2 || res.ServerKeys[0] == res.ServerKeys[1] || res.ClientKeys[0] == res.ClientKeys[1] {
 		t.Errorf("keys after the rotation: server %v revision %d, client %v revision %d; want both new, revision 2 or more",
