@@ -141,13 +141,20 @@ func TestBrokenAllowlistReportedOnce(t *testing.T) {
 	if err := os.MkdirAll(s.allowDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(s.allowDir, "broken.key"), []byte("curve\n    public-key = \"short\"\n"), 0o644)
+	broken := filepath.Join(s.allowDir, "broken.key")
+	writeFile(t, broken, []byte("curve\n    public-key = \"short\"\n"), 0o644)
+	// Each load of the allowlist opens broken.key (and fails there), one
+	// load after the other: Open's, the watch's first, then one at each of
+	// the watch's checks, which retry a failed load.
+	loads := watchOpens(t, broken)
 	app := startApp(t, "PULL")
 	sc := startSidecar(t, s.inbound(app.addr), s.sec)
 	errors := func() float64 {
 		return metricValue(t, sc.Registry(), "zmqauth_sidecar_reload_errors_total", map[string]string{"source": "allowlist:bus"})
 	}
-	time.Sleep(5 * time.Duration(fastReload)) // several of the watch's checks
+	// When the fifth load begins, the four before it (two of them retries
+	// at the watch's checks) have failed and been dealt with.
+	waitFor(t, "five loads of the broken allowlist", 10*time.Duration(fastReload), func() bool { return loads.count() >= 5 })
 	if n := strings.Count(sc.logs.String(), "allowlist not loaded"); n != 1 || errors() != 1 {
 		t.Fatalf("a lasting failure logged %d times and counted %v times, want once each", n, errors())
 	}

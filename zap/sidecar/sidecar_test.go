@@ -296,10 +296,16 @@ func TestBadUpdateKeepsLastGood(t *testing.T) {
 	})
 	// Removing alice's file while the corrupt one is there changes nothing
 	// either: the whole load fails.
+	// Each load opens corrupt.key (and fails there), one load after the
+	// other (the event's, then a retry at each of the watch's checks): when
+	// the third open after the removal begins, the second, which listed the
+	// directory after the removal, has failed and been dealt with.
+	loads := watchOpens(t, filepath.Join(s.allowDir, "corrupt.key"))
 	if err := os.Remove(filepath.Join(s.allowDir, "team.alice.key")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	since := loads.count()
+	waitFor(t, "two loads after the removal", 10*time.Duration(fastReload), func() bool { return loads.count() >= since+3 })
 	if err := sc.Ready(); err != nil {
 		t.Errorf("a bad update made the sidecar unready: %v", err)
 	}
