@@ -35,7 +35,7 @@ status.lastRotationRequest), keeping the previous key valid for the object's
 rotation overlap. KIND is curveserver (csrv) or curveclient (ccli).
 
 The operator first stages the next keypair, so that peers learn it, and
-switches to it after its --rotation-propagation-delay (default 2m). With
+switches to it after its --rotation-propagation-delay (2m unless the manager sets another). With
 --wait, wait for both: say when the rotation is staged, then print the new
 key once it is current.`,
 		Example: `  zmqauth rotate csrv/telemetry-bus -n monitoring
@@ -142,13 +142,13 @@ func (o *rotateOptions) waitAnswered(ctx context.Context, c client.Client, key t
 		kind, request, _, revision := rotationStatus(obj)
 		if request == value && !staged && revision <= before {
 			staged = true
-			fmt.Fprintf(out, "%s/%s: rotation staged; the switch to the new key follows the manager's --rotation-propagation-delay (default 2m)\n", kind, key.Name)
+			fmt.Fprintf(out, "%s/%s: rotation staged; the switch to the new key follows the manager's --rotation-propagation-delay (2m unless the manager sets another)\n", kind, key.Name)
 		}
 		return request == value && revision > before, nil
 	})
 	switch {
 	case err != nil && staged:
-		return fmt.Errorf("rotation staged but not switched within %s; it switches after the manager's --rotation-propagation-delay (default 2m), wait longer to see it: %w", o.wait, err)
+		return fmt.Errorf("rotation staged but not switched within %s; it switches after the manager's --rotation-propagation-delay (2m unless the manager sets another), wait longer to see it: %w", o.wait, err)
 	case err != nil:
 		return fmt.Errorf("rotation request not answered within %s (is the manager running?): %w", o.wait, err)
 	}
