@@ -55,6 +55,12 @@ type Config struct {
 	// HandshakeTimeout bounds the greeting and handshake together (default
 	// 10 s). The context given to NewConn can shorten it.
 	HandshakeTimeout time.Duration
+	// ConnectTimeout bounds Dial's TCP connect alone, as libzmq's
+	// ZMQ_CONNECT_TIMEOUT does; 0 leaves it to the context (and the
+	// kernel's SYN retries, over two minutes). A caller that retries sets
+	// it so that one connect to an address that went silent (a deleted
+	// pod's, still behind a Service) cannot take the whole retry window.
+	ConnectTimeout time.Duration
 	// HeartbeatInterval is the interval between the PINGs we send to a ZMTP
 	// 3.1 peer; 0 sends none.
 	HeartbeatInterval time.Duration
@@ -101,6 +107,9 @@ func (cfg *Config) withDefaults() (Config, error) {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.ConnectTimeout < 0 {
+		return Config{}, errors.New("zmtp: ConnectTimeout must not be negative")
 	}
 	if c.HeartbeatInterval < 0 || c.HeartbeatTimeout < 0 || c.HeartbeatTTL < 0 {
 		return Config{}, errors.New("zmtp: heartbeat durations must not be negative")

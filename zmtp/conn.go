@@ -100,8 +100,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Dial connects to addr ("host:port" or "tcp://host:port") and runs the
-// greeting and handshake under ctx and cfg.HandshakeTimeout.
+// Dial connects to addr ("host:port" or "tcp://host:port") within
+// cfg.ConnectTimeout, and runs the greeting and handshake under ctx and
+// cfg.HandshakeTimeout.
 func Dial(ctx context.Context, addr string, cfg *Config) (*Conn, error) {
 	if i := strings.Index(addr, "://"); i >= 0 {
 		if addr[:i] != "tcp" {
@@ -109,7 +110,10 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Conn, error) {
 		}
 		addr = addr[i+3:]
 	}
-	var d net.Dialer
+	if cfg == nil {
+		return nil, errors.New("zmtp: nil Config")
+	}
+	d := net.Dialer{Timeout: cfg.ConnectTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("zmtp: dial %s: %w", addr, err)

@@ -111,7 +111,7 @@ func (in *Inbound) establish(ctx context.Context, nc net.Conn) (*zmtp.Conn, *zmt
 			return nil, err
 		}
 		props = withAuth(props, peer)
-		acfg := in.App
+		acfg := withConnectTimeout(in.App)
 		acfg.Mechanism = zmtp.NewNullClient()
 		acfg.SocketType, acfg.Identity, acfg.Properties, acfg.LocalMetadata = st, id, props, nil
 		app, err = dialUpstream(ctx, appRefused, func() (*zmtp.Conn, error) { return zmtp.Dial(ctx, in.AppAddr, &acfg) })

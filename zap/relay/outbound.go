@@ -113,7 +113,7 @@ func (out *Outbound) establish(ctx context.Context, nc net.Conn) (*zmtp.Conn, *z
 			if err != nil {
 				return nil, fmt.Errorf("client keys: %w", err)
 			}
-			scfg := out.Network
+			scfg := withConnectTimeout(out.Network)
 			scfg.Mechanism = mech
 			scfg.SocketType, scfg.Identity, scfg.Properties, scfg.LocalMetadata = st, id, props, nil
 			return zmtp.Dial(ctx, out.ServerAddr, &scfg)

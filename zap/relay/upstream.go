@@ -27,7 +27,25 @@ const (
 	// firstRetry and maxRetry bound the pause between two attempts.
 	firstRetry = 50 * time.Millisecond
 	maxRetry   = 500 * time.Millisecond
+	// connectTimeout bounds each attempt's TCP connect. Measured on a
+	// node: a server pod deleted behind its Service left a client's next
+	// connect to the dead pod's address unanswered, and without a bound
+	// that one attempt took the whole retry window though the replacement
+	// pod was Ready 2-4 s later. A new attempt is a new connection, which
+	// the Service routes afresh. Within a cluster a connect takes well
+	// under a millisecond, so a second is the kernel's first SYN
+	// retransmission and no more.
+	connectTimeout = time.Second
 )
+
+// withConnectTimeout returns cfg with a per-attempt connect bound, unless
+// the caller chose one.
+func withConnectTimeout(cfg zmtp.Config) zmtp.Config {
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout
+	}
+	return cfg
+}
 
 // upstreamError is a handshake failure at the other end of the relay: the
 // application, or the remote server, could not be reached or refused us.
