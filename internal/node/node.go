@@ -512,6 +512,10 @@ func (n *Node) Stop(ctx context.Context) error {
 	return err
 }
 
+// ContainerdSocket is the address of the node's containerd, for `ctr
+// --address` (namespace k8s.io holds the kubelet's containers).
+func (n *Node) ContainerdSocket() string { return n.layout.containerdSocket() }
+
 // SavePodLogs copies the container logs the kubelet keeps for the pods of
 // namespace (every container, every restart) into dir, one directory per
 // pod as the kubelet lays them out (NAMESPACE_POD_UID/CONTAINER/N.log): for

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,7 +25,6 @@ import (
 
 	zmqauthv1 "github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/injector"
-	"github.com/zmqauth/zmqauth/internal/node"
 	"github.com/zmqauth/zmqauth/internal/promtext"
 )
 
@@ -218,12 +216,10 @@ func restartCount(t *testing.T, p *corev1.Pod, name string) int32 {
 	return s.RestartCount
 }
 
-// containerdSocket is the node's containerd socket: nodeenv starts the node
-// in node.DefaultDir (internal/node's layout puts the socket in
-// containerd/containerd.sock there).
+// containerdSocket is the node's containerd socket.
 func containerdSocket(t *testing.T) string {
 	t.Helper()
-	sock := filepath.Join(node.DefaultDir, "containerd", "containerd.sock")
+	sock := env.ContainerdSocket()
 	if _, err := os.Stat(sock); err != nil {
 		t.Fatalf("the node's containerd socket: %v", err)
 	}

@@ -83,6 +83,7 @@ func TestManagerOutage(t *testing.T) {
 		if err := e.WaitManagerAvailable(ctx, 3*time.Minute); err != nil {
 			t.Fatalf("the manager did not come back: %v", err)
 		}
+		waitInjecting(t, ns) // later tests need the webhook
 	}()
 
 	// The pod deleted: its Deployment replaces it; the sidecars serve on.
@@ -134,8 +135,35 @@ spec:
 	if err := e.WaitManagerAvailable(ctx, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	waitInjecting(t, ns)
 	if out, err := kubectl(t, strings.Replace(annotated, "NAME", "admitted-when-back", 1), "apply", "-n", ns, "-f", "-"); err != nil {
 		t.Errorf("an annotated pod once the manager is back: %v\n%s", err, out)
+	}
+}
+
+// waitInjecting waits until the webhook admits an annotated pod (a
+// server-side dry run, which runs admission and stores nothing). A manager
+// replica Ready is not yet a webhook reached: kube-proxy programs the
+// Service's new endpoint a moment later, and until then pods are refused
+// ("connection refused"), as they would be for a user. It logs the lag.
+func waitInjecting(t *testing.T, ns string) {
+	t.Helper()
+	pod := `apiVersion: v1
+kind: Pod
+metadata: {name: webhook-probe, annotations: {zmqauth.io/server: echo}}
+spec:
+  ` + strings.ReplaceAll(podSpec(zmq4RepServer("tcp://127.0.0.1:15556"), "Never"), "\n      ", "\n  ")
+	began := time.Now()
+	var last string
+	waitFor(t, time.Minute, "the webhook to admit an annotated pod", func(context.Context) (bool, error) {
+		out, err := kubectl(t, pod, "apply", "--dry-run=server", "-n", ns, "-f", "-")
+		if err != nil {
+			last = out
+		}
+		return err == nil, nil
+	})
+	if lag := time.Since(began); lag > time.Second {
+		t.Logf("the webhook admitted pods %s after the manager was available (until then: %s)", lag.Round(100*time.Millisecond), strings.TrimSpace(last))
 	}
 }
 
@@ -170,6 +198,7 @@ func TestAPIServerOutage(t *testing.T) {
 		if err := e.WaitManagerAvailable(ctx, 3*time.Minute); err != nil {
 			t.Fatalf("the manager after the API server's restart: %v", err)
 		}
+		waitInjecting(t, ns)
 	}()
 	if _, err := e.Clientset.Discovery().ServerVersion(); err == nil {
 		t.Fatal("the API server still answers after StopAPIServer")
@@ -186,6 +215,7 @@ func TestAPIServerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	noneLost(t, ns, client, "the API server's restart")
+	waitInjecting(t, ns)
 
 	// The operator works again: a new client is keyed, allowlisted and served.
 	apply(t, ns, curveClient("late", "echo", "")+"---\n"+

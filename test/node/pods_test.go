@@ -130,11 +130,10 @@ func TestTrafficThroughSidecars(t *testing.T) {
 }
 
 // TestUngrantedClientRefused: a CurveClient that names a server in another
-// namespace, with no grant, is told why (NotSelected) and its application's
-// requests get no answer. (The operator does not give it the server's key,
-// so its sidecar never reaches the server's handshake; a client that holds
-// the key but is not allowlisted is refused by the server's sidecar, which
-// the ClusterCurveGrant removal case still has to prove on the node.)
+// namespace, with no grant, is told why (NotSelected), and its sidecar's
+// handshakes are refused by the server's sidecar (the client holds the
+// server's public key, which is public: the allowlist is what admits), so
+// its application's requests get no answer.
 func TestUngrantedClientRefused(t *testing.T) {
 	needNode(t)
 	srv := newNamespace(t, "refuse-server")
@@ -151,6 +150,9 @@ func TestUngrantedClientRefused(t *testing.T) {
 	if err != nil || strings.TrimSpace(cc) != "NotSelected" {
 		t.Errorf("the ungranted CurveClient's Authorized reason: %q (%v), want NotSelected", cc, err)
 	}
+	waitFor(t, time.Minute, "the server's sidecar to refuse the ungranted client's handshakes", func(context.Context) (bool, error) {
+		return promtext.Sum(sidecarMetrics(t, server), "zmqauth_sidecar_handshakes_total", map[string]string{"result": "refused", "reason": "not_in_allowlist"}) > 0, nil
+	})
 	if accepted := promtext.Sum(sidecarMetrics(t, server), "zmqauth_sidecar_handshakes_total", map[string]string{"result": "accepted"}); accepted != 0 {
 		t.Errorf("the server's sidecar accepted %v handshakes; nobody was granted", accepted)
 	}
