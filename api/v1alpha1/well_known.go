@@ -28,34 +28,7 @@ const (
 	InjectEnabled = "enabled"
 )
 
-// The keypair Secret zmqauth writes for a CurveServer or CurveClient.
-const (
-	// SecretTypeCurve is the type of every keypair Secret.
-	SecretTypeCurve = "zmqauth.io/curve"
-
-	// SecretKeyPublic holds the current public key, 40 Z85 characters and
-	// nothing else.
-	SecretKeyPublic = "public.key"
-
-	// SecretKeySecret holds the current secret key, 40 Z85 characters and
-	// nothing else.
-	SecretKeySecret = "secret.key"
-
-	// SecretKeyCertificate holds the current keypair's public zcert
-	// certificate, as pyzmq's zmq.auth.load_certificate() and CZMQ's
-	// zcert_load() read it.
-	SecretKeyCertificate = "curve.key"
-
-	// SecretKeySecretCertificate holds the current keypair's secret zcert
-	// certificate (public and secret key).
-	SecretKeySecretCertificate = "curve.key_secret"
-
-	// SecretKeyPreviousPublic (CurveServer, during a rotation overlap) holds
-	// the previous public key.
-	SecretKeyPreviousPublic = "previous-public.key"
-
-	// SecretKeyPreviousSecret (CurveServer, during a rotation overlap) holds
-	// the previous secret key, so the sidecar still accepts handshakes made
-	// for it.
-	SecretKeyPreviousSecret = "previous-secret.key"
-)
+// SecretTypeCurve is the type of every keypair Secret zmqauth writes for a
+// CurveServer or CurveClient. The files it holds (public.key, secret.key,
+// ...) are named in package filecontract (docs/architecture.md, section 5).
+const SecretTypeCurve = "zmqauth.io/curve"

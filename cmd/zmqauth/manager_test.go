@@ -17,7 +17,7 @@ import (
 
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/keys/keystest"
-	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/internal/testenv"
 )
 
@@ -174,7 +174,7 @@ func TestManagerAndRotate(t *testing.T) {
 	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "bus-keys"}, secret); err != nil {
 		t.Fatal(err)
 	}
-	if string(secret.Data[secretlayout.KeyPreviousPublic]) != oldKey || string(secret.Data[secretlayout.KeyPublic]) != srv.Status.PublicKey {
+	if string(secret.Data[filecontract.PreviousPublicKeyFile]) != oldKey || string(secret.Data[filecontract.PublicKeyFile]) != srv.Status.PublicKey {
 		t.Error("Secret does not hold the rotated keys")
 	}
 	if !strings.Contains(r.stdout, srv.Status.PublicKey) {
@@ -205,7 +205,7 @@ func TestManagerAndRotate(t *testing.T) {
 	go func() {
 		sidecarsDone <- run(ctx, []string{"sidecar", "outbound", "--kubeconfig", kubeconfig,
 			"--listen", freeAddr(t), "--server", freeAddr(t), "--admin", outboundAdmin, "--keys", "secret:" + ns + "/reader-keys",
-			"--server-key", "secret:" + ns + "/reader-keys#" + secretlayout.ServerKeyFileName(ns, "bus")}, strings.NewReader(""), io.Discard, &outLog)
+			"--server-key", "secret:" + ns + "/reader-keys#" + filecontract.ServerKeyFileName(ns, "bus")}, strings.NewReader(""), io.Discard, &outLog)
 	}()
 	// The inbound side is ready once the allowlist holds the reader's key.
 	for _, admin := range []string{inboundAdmin, outboundAdmin} {

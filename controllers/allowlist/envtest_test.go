@@ -22,6 +22,7 @@ import (
 	"github.com/zmqauth/zmqauth/controllers/allowlist"
 	at "github.com/zmqauth/zmqauth/controllers/allowlist/allowlisttest"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/internal/testenv"
 	"github.com/zmqauth/zmqauth/keygen"
 	zapallowlist "github.com/zmqauth/zmqauth/zap/allowlist"
@@ -49,12 +50,12 @@ func testEditedByHand(t *testing.T, env *at.Env) {
 	ns := env.Namespace(t, "edit", nil)
 	env.Create(t, at.Server(ns, "bus"))
 	env.Create(t, at.Client(ns, "app", "bus"))
-	app := secretlayout.ClientKeyFile(ns, "app")
+	app := filecontract.ClientKeyFileName(ns, "app")
 	cm := env.WaitAllowlist(t, ns, "bus", "app", func(cm *corev1.ConfigMap) bool { return has(cm, app) && len(cm.Data) == 3 })
 	want := cm.Data[app]
 
 	ctx := context.Background()
-	intruder := secretlayout.ClientKeyFile(ns, "intruder")
+	intruder := filecontract.ClientKeyFileName(ns, "intruder")
 	patch := fmt.Appendf(nil, `{"data":{%q:%q}}`, intruder, want)
 	if err := env.Client.Patch(ctx, cm, client.RawPatch(types.MergePatchType, patch), client.FieldOwner("kubectl-edit")); err != nil {
 		t.Fatal(err)
@@ -118,7 +119,7 @@ func checkEntry(t *testing.T, cm *corev1.ConfigMap, file, key, identity, grant s
 		t.Errorf("%s: %v", file, err)
 		return
 	}
-	if c.PublicKey.String() != key || c.Metadata[secretlayout.MetadataIdentity] != identity || c.Metadata[secretlayout.MetadataGrant] != grant {
+	if c.PublicKey.String() != key || c.Metadata[filecontract.MetadataIdentity] != identity || c.Metadata[filecontract.MetadataGrant] != grant {
 		t.Errorf("%s holds %s %v, want %s identity=%s grant=%s", file, c.PublicKey, c.Metadata, key, identity, grant)
 	}
 }
@@ -133,7 +134,7 @@ func keysOf(m map[string]string) []string {
 
 func index(t *testing.T, cm *corev1.ConfigMap) map[string]allowlist.IndexEntry {
 	t.Helper()
-	entries, err := allowlist.ParseIndex([]byte(cm.Data[secretlayout.AllowlistIndex]))
+	entries, err := allowlist.ParseIndex([]byte(cm.Data[filecontract.IndexFile]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,8 +212,8 @@ func testSelectorsAndRawKeys(t *testing.T, env *at.Env) {
 	env.Create(t, ref)
 	worker, other, ref = at.WaitKey(t, env, worker), at.WaitKey(t, env, other), at.WaitKey(t, env, ref)
 
-	wf, rf, of := secretlayout.ClientKeyFile(ns, "worker"), secretlayout.ClientKeyFile(ns, "ref"), secretlayout.ClientKeyFile(ns, "other")
-	raw := secretlayout.RawKeyFile(laptop.Public)
+	wf, rf, of := filecontract.ClientKeyFileName(ns, "worker"), filecontract.ClientKeyFileName(ns, "ref"), filecontract.ClientKeyFileName(ns, "other")
+	raw := filecontract.RawKeyFileName(laptop.Public)
 	cm := env.WaitAllowlist(t, ns, "bus", "worker, ref and the laptop", func(cm *corev1.ConfigMap) bool {
 		return has(cm, wf, rf, raw) && len(cm.Data) == 5
 	})
@@ -286,7 +287,7 @@ func clientOnAllowlist(t *testing.T, env *at.Env, prefix string) (string, *v1alp
 	cc := at.Client(ns, "c", "bus")
 	env.Create(t, cc)
 	cc = at.WaitKey(t, env, cc)
-	file := secretlayout.ClientKeyFile(ns, "c")
+	file := filecontract.ClientKeyFileName(ns, "c")
 	env.WaitAllowlist(t, ns, "bus", "the client's key", func(cm *corev1.ConfigMap) bool {
 		return strings.Contains(cm.Data[file], cc.Status.PublicKey)
 	})
@@ -295,7 +296,7 @@ func clientOnAllowlist(t *testing.T, env *at.Env, prefix string) (string, *v1alp
 
 func testClientRotationOverlap(t *testing.T, env *at.Env) {
 	ns, cc := clientOnAllowlist(t, env, "rot")
-	cur, prev := secretlayout.ClientKeyFile(ns, "c"), secretlayout.PreviousClientKeyFile(ns, "c")
+	cur, prev := filecontract.ClientKeyFileName(ns, "c"), filecontract.PreviousClientKeyFileName(ns, "c")
 
 	old := cc.Status.PublicKey
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"r1"}}}`, v1alpha1.AnnotationRotate)
@@ -303,7 +304,7 @@ func testClientRotationOverlap(t *testing.T, env *at.Env) {
 		t.Fatal(err)
 	}
 	// The next key is staged first: admitted before the client uses it.
-	next := secretlayout.NextClientKeyFile(ns, "c")
+	next := filecontract.NextClientKeyFileName(ns, "c")
 	staged := env.WaitClient(t, ns, "c", "next key staged", func(c *v1alpha1.CurveClient) bool {
 		return c.Status.NextPublicKey != "" && c.Status.PublicKey == old
 	})
@@ -342,7 +343,7 @@ func testClientRotationOverlap(t *testing.T, env *at.Env) {
 func testLeakedKeyReplacedAtOnce(t *testing.T, env *at.Env) {
 	ns, cc := clientOnAllowlist(t, env, "leak")
 	leaked := cc.Status.PublicKey
-	file := secretlayout.ClientKeyFile(ns, "c")
+	file := filecontract.ClientKeyFileName(ns, "c")
 
 	env.Delete(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: cc.Spec.SecretName}})
 	cc = env.WaitClient(t, ns, "c", "a new key", func(c *v1alpha1.CurveClient) bool {
@@ -417,7 +418,7 @@ func testPyZMQ(t *testing.T, env *at.Env) {
 	env.Create(t, unlisted)
 	listed, unlisted = at.WaitKey(t, env, listed), at.WaitKey(t, env, unlisted)
 	cm := env.WaitAllowlist(t, ns, "bus", "listed", func(cm *corev1.ConfigMap) bool {
-		return has(cm, secretlayout.ClientKeyFile(ns, "listed"))
+		return has(cm, filecontract.ClientKeyFileName(ns, "listed"))
 	})
 	listed = env.WaitClient(t, ns, "listed", "authorized", func(c *v1alpha1.CurveClient) bool {
 		s := at.ServerStatus(c, ns, "bus")
@@ -449,11 +450,11 @@ func testPyZMQ(t *testing.T, env *at.Env) {
 		}
 		return p
 	}
-	srvSecret := write("server.key_secret", read("bus-keys").Data[secretlayout.KeySecretCertificate])
+	srvSecret := write("server.key_secret", read("bus-keys").Data[filecontract.SecretCertificateFile])
 	listedSecret := read(listed.Spec.SecretName)
-	srvPublic := write("server.key", listedSecret.Data[secretlayout.ServerKeyFileName(ns, "bus")])
-	listedKey := write("listed.key_secret", listedSecret.Data[secretlayout.KeySecretCertificate])
-	unlistedKey := write("unlisted.key_secret", read(unlisted.Spec.SecretName).Data[secretlayout.KeySecretCertificate])
+	srvPublic := write("server.key", listedSecret.Data[filecontract.ServerKeyFileName(ns, "bus")])
+	listedKey := write("listed.key_secret", listedSecret.Data[filecontract.SecretCertificateFile])
+	unlistedKey := write("unlisted.key_secret", read(unlisted.Spec.SecretName).Data[filecontract.SecretCertificateFile])
 
 	pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()

@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
-	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -106,8 +106,8 @@ func (r *ServerReconciler) gather(ctx context.Context, srv *v1alpha1.CurveServer
 		if !ok {
 			continue
 		}
-		identity := secretlayout.Identity(cc.Namespace, cc.Name)
-		g.files[secretlayout.ClientKeyFile(cc.Namespace, cc.Name)] = fileSpec{key: key, identity: identity, grant: grant}
+		identity := filecontract.Identity(cc.Namespace, cc.Name)
+		g.files[filecontract.ClientKeyFileName(cc.Namespace, cc.Name)] = fileSpec{key: key, identity: identity, grant: grant}
 		for _, extra := range clientExtraKeys(cc) {
 			if extra.key == key {
 				continue
@@ -122,7 +122,7 @@ func (r *ServerReconciler) gather(ctx context.Context, srv *v1alpha1.CurveServer
 				g.problems = append(g.problems, fmt.Sprintf("%s key %q: %v", grant, k.Name, err))
 				continue
 			}
-			file := secretlayout.RawKeyFile(key)
+			file := filecontract.RawKeyFileName(key)
 			if _, dup := g.files[file]; !dup {
 				g.files[file] = fileSpec{key: key, identity: k.Name, grant: grant}
 			}
@@ -149,14 +149,14 @@ type extraKey struct {
 func clientExtraKeys(cc *v1alpha1.CurveClient) []extraKey {
 	var out []extraKey
 	if k, err := keygen.ParsePublicKey(cc.Status.PreviousPublicKey); err == nil {
-		e := extraKey{file: secretlayout.PreviousClientKeyFile(cc.Namespace, cc.Name), key: k}
+		e := extraKey{file: filecontract.PreviousClientKeyFileName(cc.Namespace, cc.Name), key: k}
 		if t := cc.Status.LastRotationTime; t != nil && cc.Spec.Rotation != nil && cc.Spec.Rotation.Overlap != nil {
 			e.until = t.Add(cc.Spec.Rotation.Overlap.Duration).UTC().Format(time.RFC3339)
 		}
 		out = append(out, e)
 	}
 	if k, err := keygen.ParsePublicKey(cc.Status.NextPublicKey); err == nil {
-		out = append(out, extraKey{file: secretlayout.NextClientKeyFile(cc.Namespace, cc.Name), key: k})
+		out = append(out, extraKey{file: filecontract.NextClientKeyFileName(cc.Namespace, cc.Name), key: k})
 	}
 	return out
 }

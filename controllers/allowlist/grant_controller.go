@@ -23,6 +23,7 @@ import (
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/allowlist/statusapply"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -130,7 +131,7 @@ func (r *GrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res 
 			return
 		}
 		if _, err := keygen.ParsePublicKey(cc.Status.PublicKey); err == nil {
-			keys = append(keys, clientKey{secretlayout.Identity(cc.Namespace, cc.Name), cc.Status.PublicKey})
+			keys = append(keys, clientKey{filecontract.Identity(cc.Namespace, cc.Name), cc.Status.PublicKey})
 		}
 	})
 	if err != nil {

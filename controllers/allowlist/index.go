@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 )
 
 // IndexEntry is one entry of an allowlist's index.json: one admitted key.
@@ -52,7 +52,7 @@ func MarshalIndex(entries []IndexEntry) ([]byte, error) {
 func ParseIndex(data []byte) ([]IndexEntry, error) {
 	var entries []IndexEntry
 	if err := json.Unmarshal(data, &entries); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", secretlayout.AllowlistIndex, err)
+		return nil, fmt.Errorf("parse %s: %w", filecontract.IndexFile, err)
 	}
 	return entries, nil
 }
@@ -135,7 +135,7 @@ func (c *IndexCache) Get(cm *corev1.ConfigMap) (*Index, error) {
 	c.mu.Unlock()
 	var ix *Index
 	var err error
-	if data, ok := cm.Data[secretlayout.AllowlistIndex]; ok {
+	if data, ok := cm.Data[filecontract.IndexFile]; ok {
 		var entries []IndexEntry
 		if entries, err = ParseIndex([]byte(data)); err == nil {
 			ix = newIndex(entries)

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -44,8 +45,8 @@ type content struct {
 // withMode adds the server's mode (enforce or audit) to the allowlist's
 // data, as the file sidecars read it from.
 func (c *content) withMode(mode string) {
-	c.data[secretlayout.AllowlistMode] = mode
-	c.size += len(secretlayout.AllowlistMode) + len(mode)
+	c.data[filecontract.ModeFile] = mode
+	c.size += len(filecontract.ModeFile) + len(mode)
 }
 
 // renderer renders allowlists deterministically and keeps, per server, the
@@ -80,8 +81,8 @@ func (r *renderer) render(server types.NamespacedName, files map[string]fileSpec
 		rf, ok := prev[name]
 		if !ok || rf.spec != spec {
 			b, err := secretlayout.PublicCertificate(spec.key, map[string]string{
-				secretlayout.MetadataIdentity: spec.identity,
-				secretlayout.MetadataGrant:    spec.grant,
+				filecontract.MetadataIdentity: spec.identity,
+				filecontract.MetadataGrant:    spec.grant,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("render allowlist file %s: %w", name, err)
@@ -98,8 +99,8 @@ func (r *renderer) render(server types.NamespacedName, files map[string]fileSpec
 	if err != nil {
 		return nil, err
 	}
-	c.data[secretlayout.AllowlistIndex] = string(index)
-	c.size += len(secretlayout.AllowlistIndex) + len(index)
+	c.data[filecontract.IndexFile] = string(index)
+	c.size += len(filecontract.IndexFile) + len(index)
 	c.identities = len(idents)
 
 	r.mu.Lock()

@@ -7,7 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -23,9 +23,9 @@ func mustPair(t *testing.T) keygen.KeyPair {
 func TestRenderDeterministicAndReused(t *testing.T) {
 	a, b := mustPair(t), mustPair(t)
 	files := map[string]fileSpec{
-		"ns.a.key":                        {key: a.Public, identity: "ns/a", grant: GrantClientRef},
-		"ns.a.previous.key":               {key: b.Public, identity: "ns/a", grant: GrantClientRef, until: "2030-01-01T00:00:00Z"},
-		secretlayout.RawKeyFile(b.Public): {key: b.Public, identity: "laptop", grant: GrantServerPublicKeys},
+		"ns.a.key":                            {key: a.Public, identity: "ns/a", grant: GrantClientRef},
+		"ns.a.previous.key":                   {key: b.Public, identity: "ns/a", grant: GrantClientRef, until: "2030-01-01T00:00:00Z"},
+		filecontract.RawKeyFileName(b.Public): {key: b.Public, identity: "laptop", grant: GrantServerPublicKeys},
 	}
 	srv := types.NamespacedName{Namespace: "ns", Name: "bus"}
 	var r1, r2 renderer
@@ -59,7 +59,7 @@ func TestRenderDeterministicAndReused(t *testing.T) {
 	if err != nil || cert.PublicKey != a.Public || cert.Metadata["grant"] != GrantServerSelector || cert.Metadata["identity"] != "ns/a" {
 		t.Errorf("rendered certificate %v %v", cert, err)
 	}
-	entries, err := ParseIndex([]byte(c3.data[secretlayout.AllowlistIndex]))
+	entries, err := ParseIndex([]byte(c3.data[filecontract.IndexFile]))
 	if err != nil || len(entries) != 3 {
 		t.Fatalf("index: %v %v", entries, err)
 	}
@@ -70,7 +70,7 @@ func TestRenderDeterministicAndReused(t *testing.T) {
 	if _, ok := ix.Lookup("ns/other", a.Public.String()); ok {
 		t.Errorf("Lookup matched another identity")
 	}
-	if !bytes.Contains([]byte(c3.data[secretlayout.AllowlistIndex]), []byte(`"identity":"laptop"`)) {
+	if !bytes.Contains([]byte(c3.data[filecontract.IndexFile]), []byte(`"identity":"laptop"`)) {
 		t.Errorf("index lacks the raw key's identity")
 	}
 	for k := range c3.data {

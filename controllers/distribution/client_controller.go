@@ -27,6 +27,7 @@ import (
 	"github.com/zmqauth/zmqauth/controllers/allowlist/statusapply"
 	"github.com/zmqauth/zmqauth/controllers/keys"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -223,7 +224,7 @@ func readServers(ctx context.Context, c client.Reader, cc *v1alpha1.CurveClient)
 			v.srv = &srv
 			if k, err := keygen.ParsePublicKey(srv.Status.PublicKey); err == nil {
 				cert, err := secretlayout.PublicCertificate(k, map[string]string{
-					secretlayout.MetadataIdentity: secretlayout.Identity(ns, name),
+					filecontract.MetadataIdentity: filecontract.Identity(ns, name),
 				})
 				if err != nil {
 					return nil, err
@@ -242,7 +243,7 @@ func serverFiles(views []serverView) map[string][]byte {
 	want := map[string][]byte{}
 	for _, v := range views {
 		if v.key != nil {
-			want[secretlayout.ServerKeyFileName(v.ns, v.name)] = v.cert
+			want[filecontract.ServerKeyFileName(v.ns, v.name)] = v.cert
 		}
 	}
 	return want
@@ -300,7 +301,7 @@ func (r *ClientReconciler) writeServerKeys(ctx context.Context, cc *v1alpha1.Cur
 	// someone's edit. Remove those explicitly.
 	var stale []string
 	for k := range ac.Data {
-		if _, ok := want[k]; !ok && strings.HasPrefix(k, secretlayout.ServerKeyPrefix) {
+		if _, ok := want[k]; !ok && strings.HasPrefix(k, filecontract.ServerKeyFilePrefix) {
 			stale = append(stale, k)
 		}
 	}
@@ -320,7 +321,7 @@ func (r *ClientReconciler) writeServerKeys(ctx context.Context, cc *v1alpha1.Cur
 func serverFilesEqual(data, want map[string][]byte) bool {
 	n := 0
 	for k, v := range data {
-		if !strings.HasPrefix(k, secretlayout.ServerKeyPrefix) {
+		if !strings.HasPrefix(k, filecontract.ServerKeyFilePrefix) {
 			continue
 		}
 		n++
@@ -341,7 +342,7 @@ func serverFilesChanged(old, cur client.Object) bool {
 	}
 	want := map[string][]byte{}
 	for k, v := range o.Data {
-		if strings.HasPrefix(k, secretlayout.ServerKeyPrefix) {
+		if strings.HasPrefix(k, filecontract.ServerKeyFilePrefix) {
 			want[k] = v
 		}
 	}
@@ -350,7 +351,7 @@ func serverFilesChanged(old, cur client.Object) bool {
 
 // authorizations computes status.servers.
 func (r *ClientReconciler) authorizations(ctx context.Context, cc *v1alpha1.CurveClient, views []serverView, keysWritten bool) ([]v1alpha1.ServerAuthorization, error) {
-	identity := secretlayout.Identity(cc.Namespace, cc.Name)
+	identity := filecontract.Identity(cc.Namespace, cc.Name)
 	nsl := allowlist.NewNamespaceLabels(r.Client)
 	out := make([]v1alpha1.ServerAuthorization, 0, len(views))
 	for _, v := range views {

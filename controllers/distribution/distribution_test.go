@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"k8s.io/client-go/util/retry"
 	"maps"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/util/retry"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,6 +25,7 @@ import (
 	at "github.com/zmqauth/zmqauth/controllers/allowlist/allowlisttest"
 	"github.com/zmqauth/zmqauth/controllers/distribution"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -88,7 +90,7 @@ func testNewClientSecretCompleteAtOnce(t *testing.T, env *at.Env) {
 		if err != nil {
 			return false, err
 		}
-		_, stale := s.Data[secretlayout.ServerKeyFileName(ns, "bus")]
+		_, stale := s.Data[filecontract.ServerKeyFileName(ns, "bus")]
 		cert, err := serverKeyFile(s, ns, "other")
 		kp, kerr := secretlayout.ParseKeyPair(s)
 		return !stale && err == nil && cert.PublicKey.String() == other.Status.PublicKey &&
@@ -192,9 +194,9 @@ func secret(ctx context.Context, env *at.Env, ns, name string) (*corev1.Secret, 
 // serverKeyFile parses the server key file of server srvNS/srvName in a
 // client Secret and returns its key.
 func serverKeyFile(s *corev1.Secret, srvNS, srvName string) (*keygen.Certificate, error) {
-	raw, ok := s.Data[secretlayout.ServerKeyFileName(srvNS, srvName)]
+	raw, ok := s.Data[filecontract.ServerKeyFileName(srvNS, srvName)]
 	if !ok {
-		return nil, fmt.Errorf("no %s", secretlayout.ServerKeyFileName(srvNS, srvName))
+		return nil, fmt.Errorf("no %s", filecontract.ServerKeyFileName(srvNS, srvName))
 	}
 	return keygen.ParsePublicCertificate(raw)
 }
@@ -232,7 +234,7 @@ func testServerKeyAndAuthorized(t *testing.T, env *at.Env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cert.PublicKey.String() != srv.Status.PublicKey || cert.Metadata[secretlayout.MetadataIdentity] != ns+"/bus" {
+	if cert.PublicKey.String() != srv.Status.PublicKey || cert.Metadata[filecontract.MetadataIdentity] != ns+"/bus" {
 		t.Errorf("server key file holds %s (identity %q), want %s (%s/bus)", cert.PublicKey, cert.Metadata["identity"], srv.Status.PublicKey, ns)
 	}
 	kp, err := secretlayout.ParseKeyPair(s)
@@ -242,10 +244,10 @@ func testServerKeyAndAuthorized(t *testing.T, env *at.Env) {
 
 	// The client's key is on the server's allowlist.
 	cm := env.WaitAllowlist(t, ns, "bus", "holds collector", func(cm *corev1.ConfigMap) bool {
-		_, ok := cm.Data[secretlayout.ClientKeyFile(ns, cc.Name)]
+		_, ok := cm.Data[filecontract.ClientKeyFileName(ns, cc.Name)]
 		return ok
 	})
-	c, err := keygen.ParsePublicCertificate([]byte(cm.Data[secretlayout.ClientKeyFile(ns, cc.Name)]))
+	c, err := keygen.ParsePublicCertificate([]byte(cm.Data[filecontract.ClientKeyFileName(ns, cc.Name)]))
 	if err != nil || c.PublicKey.String() != cc.Status.PublicKey || c.Metadata["identity"] != ns+"/collector" || c.Metadata["grant"] != allowlist.GrantClientRef {
 		t.Errorf("allowlist file: %v, key %v, metadata %v", err, c, c.Metadata)
 	}
@@ -290,9 +292,9 @@ func testServerKeyAndAuthorized(t *testing.T, env *at.Env) {
 		if err != nil {
 			return false, err
 		}
-		_, stale := s.Data[secretlayout.ServerKeyFileName(ns, "ghost")]
-		_, kept := s.Data[secretlayout.ServerKeyFileName(ns, "bus")]
-		_, keyKept := s.Data[secretlayout.KeySecret]
+		_, stale := s.Data[filecontract.ServerKeyFileName(ns, "ghost")]
+		_, kept := s.Data[filecontract.ServerKeyFileName(ns, "bus")]
+		_, keyKept := s.Data[filecontract.SecretKeyFile]
 		return !stale && kept && keyKept, nil
 	})
 	env.WaitClient(t, ns, cc2.Name, "only bus in status", func(c *v1alpha1.CurveClient) bool {
@@ -343,7 +345,7 @@ func testCrossNamespaceGrant(t *testing.T, env *at.Env) {
 		}
 	}
 	cm := env.WaitAllowlist(t, srvNS, "bus", "written", func(*corev1.ConfigMap) bool { return true })
-	if _, ok := cm.Data[secretlayout.ClientKeyFile(cliNS, "probe")]; ok {
+	if _, ok := cm.Data[filecontract.ClientKeyFileName(cliNS, "probe")]; ok {
 		t.Fatalf("a client in another namespace got in without a grant")
 	}
 	// The client still gets the server's public key: it is public.
@@ -366,19 +368,19 @@ func testCrossNamespaceGrant(t *testing.T, env *at.Env) {
 	env.Create(t, grant)
 	t.Cleanup(func() { env.Delete(t, grant) })
 	cm = env.WaitAllowlist(t, srvNS, "bus", "holds probe", func(cm *corev1.ConfigMap) bool {
-		_, ok := cm.Data[secretlayout.ClientKeyFile(cliNS, "probe")]
+		_, ok := cm.Data[filecontract.ClientKeyFileName(cliNS, "probe")]
 		return ok
 	})
-	c, err := keygen.ParsePublicCertificate([]byte(cm.Data[secretlayout.ClientKeyFile(cliNS, "probe")]))
+	c, err := keygen.ParsePublicCertificate([]byte(cm.Data[filecontract.ClientKeyFileName(cliNS, "probe")]))
 	if err != nil || c.PublicKey.String() != cc.Status.PublicKey || c.Metadata["grant"] != allowlist.ClusterGrant(grant.Name) {
 		t.Errorf("allowlist file: %v, metadata %v", err, c)
 	}
 	var index []allowlist.IndexEntry
-	if err := json.Unmarshal([]byte(cm.Data[secretlayout.AllowlistIndex]), &index); err != nil {
+	if err := json.Unmarshal([]byte(cm.Data[filecontract.IndexFile]), &index); err != nil {
 		t.Fatal(err)
 	}
 	if len(index) != 1 || index[0].Identity != cliNS+"/probe" || index[0].Grant != allowlist.ClusterGrant(grant.Name) ||
-		index[0].Key != cc.Status.PublicKey || index[0].File != secretlayout.ClientKeyFile(cliNS, "probe") {
+		index[0].Key != cc.Status.PublicKey || index[0].File != filecontract.ClientKeyFileName(cliNS, "probe") {
 		t.Errorf("index.json = %+v", index)
 	}
 	env.WaitClient(t, cliNS, "probe", "authorized", func(c *v1alpha1.CurveClient) bool { return authorizedAt(c, srv) })
@@ -394,7 +396,7 @@ func testCrossNamespaceGrant(t *testing.T, env *at.Env) {
 	// Withdrawing the grant takes the client out again.
 	env.Delete(t, grant)
 	env.WaitAllowlist(t, srvNS, "bus", "probe removed", func(cm *corev1.ConfigMap) bool {
-		_, ok := cm.Data[secretlayout.ClientKeyFile(cliNS, "probe")]
+		_, ok := cm.Data[filecontract.ClientKeyFileName(cliNS, "probe")]
 		return !ok
 	})
 	env.WaitClient(t, cliNS, "probe", "NotSelected again", func(c *v1alpha1.CurveClient) bool {
@@ -424,11 +426,11 @@ func waitPublished(t *testing.T, env *at.Env, ns string, srv *v1alpha1.CurveServ
 		if !want {
 			return false, nil
 		}
-		c, err := keygen.ParsePublicCertificate([]byte(cm.Data[distribution.PublishedCertificate]))
+		c, err := keygen.ParsePublicCertificate([]byte(cm.Data[filecontract.PublishedCertificateFile]))
 		if err != nil {
 			return false, err
 		}
-		return cm.Data[distribution.PublishedPublicKey] == srv.Status.PublicKey && c.PublicKey.String() == srv.Status.PublicKey &&
+		return cm.Data[filecontract.PublishedPublicKeyFile] == srv.Status.PublicKey && c.PublicKey.String() == srv.Status.PublicKey &&
 			cm.Labels[distribution.LabelPublishedFrom] == srv.Namespace+"."+srv.Name, nil
 	})
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // Publishing layout: the ConfigMap a CurveServer's public key is published
-// in, in each selected namespace.
+// in, in each selected namespace. Its files are filecontract's
+// Published*File.
 const (
 	// PublishFinalizer, on a CurveServer with spec.publish, makes its
 	// deletion wait until its published ConfigMaps in other namespaces are
@@ -32,15 +33,6 @@ const (
 	// PublishedSuffix ends the name of a published ConfigMap (see
 	// PublishedConfigMapName).
 	PublishedSuffix = ".curve-public"
-
-	// PublishedCertificate is the data key of the server's public key as a
-	// zcert public certificate (metadata identity = "<namespace>/<name>"),
-	// as pyzmq's zmq.auth.load_certificate() reads it.
-	PublishedCertificate = "server.key"
-
-	// PublishedPublicKey is the data key of the server's public key as 40
-	// Z85 characters.
-	PublishedPublicKey = "public.key"
 )
 
 // PublishedConfigMapName returns the name of the ConfigMap holding the public

@@ -28,6 +28,7 @@ import (
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/allowlist/statusapply"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -238,12 +239,12 @@ func (r *PublishReconciler) setFinalizer(ctx context.Context, srv *v1alpha1.Curv
 // publishedData is the content of a published ConfigMap.
 func publishedData(srv *v1alpha1.CurveServer, key keygen.PublicKey) (map[string]string, error) {
 	cert, err := secretlayout.PublicCertificate(key, map[string]string{
-		secretlayout.MetadataIdentity: secretlayout.Identity(srv.Namespace, srv.Name),
+		filecontract.MetadataIdentity: filecontract.Identity(srv.Namespace, srv.Name),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{PublishedCertificate: string(cert), PublishedPublicKey: key.String()}, nil
+	return map[string]string{filecontract.PublishedCertificateFile: string(cert), filecontract.PublishedPublicKeyFile: key.String()}, nil
 }
 
 // publish writes the published ConfigMap of srv into namespace ns when it
@@ -254,7 +255,7 @@ func (r *PublishReconciler) publish(ctx context.Context, srv *v1alpha1.CurveServ
 		secretlayout.LabelManagedBy: secretlayout.ManagedBy,
 		LabelPublishedFrom:          PublishedFromLabel(srv.Namespace, srv.Name),
 	}
-	ann := map[string]string{AnnotationPublishedFrom: secretlayout.Identity(srv.Namespace, srv.Name)}
+	ann := map[string]string{AnnotationPublishedFrom: filecontract.Identity(srv.Namespace, srv.Name)}
 	var cur corev1.ConfigMap
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &cur, client.UnsafeDisableDeepCopy)
 	if err == nil && maps.Equal(cur.Data, data) && len(cur.BinaryData) == 0 &&

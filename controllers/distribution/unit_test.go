@@ -9,7 +9,7 @@ import (
 
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/allowlist"
-	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 )
 
 func TestPublishedNames(t *testing.T) {
@@ -38,7 +38,7 @@ func TestPublishedNames(t *testing.T) {
 }
 
 func TestServerFilesEqual(t *testing.T) {
-	f := secretlayout.ServerKeyFileName
+	f := filecontract.ServerKeyFileName
 	tests := []struct {
 		name string
 		data map[string][]byte

@@ -13,6 +13,7 @@ import (
 
 	zmqauthv1 "github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/zap/sidecar"
 )
 
@@ -49,9 +50,9 @@ const (
 	// SecretFileMode is the mode of key files: readable by their owner and
 	// group only. The kubelet makes the files group-owned by the pod's
 	// fsGroup, which the injector sets when the pod has none (see doc.go).
-	SecretFileMode int32 = 0o440
+	SecretFileMode int32 = filecontract.KeypairFileMode
 	// AllowlistFileMode is the mode of allowlist files: public keys.
-	AllowlistFileMode int32 = 0o444
+	AllowlistFileMode int32 = filecontract.AllowlistFileMode
 )
 
 // injection is what the injector adds to one pod, derived only from the
@@ -103,7 +104,7 @@ func routes(namespace string, server *zmqauthv1.CurveServer, client *zmqauthv1.C
 				Name:      name,
 				Listen:    "127.0.0.1:" + strconv.Itoa(int(s.LocalPort)),
 				Server:    s.Endpoint,
-				ServerKey: ClientKeysDir + "/" + secretlayout.ServerKeyFileName(ns, s.Name),
+				ServerKey: ClientKeysDir + "/" + filecontract.ServerKeyFileName(ns, s.Name),
 				Keys:      ClientKeysDir,
 			})
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/zmqauth/zmqauth/controllers/keys"
 	"github.com/zmqauth/zmqauth/controllers/keys/keystest"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -100,14 +101,14 @@ func checkLayout(t *testing.T, secret *corev1.Secret, obj client.Object, kind ke
 	if err != nil {
 		t.Fatalf("ParseKeyPair: %v", err)
 	}
-	if len(secret.Data[secretlayout.KeyPublic]) != 40 || len(secret.Data[secretlayout.KeySecret]) != 40 {
+	if len(secret.Data[filecontract.PublicKeyFile]) != 40 || len(secret.Data[filecontract.SecretKeyFile]) != 40 {
 		t.Errorf("public.key/secret.key are not bare 40-character Z85")
 	}
-	pubCert, err := keygen.ParsePublicCertificate(secret.Data[secretlayout.KeyCertificate])
+	pubCert, err := keygen.ParsePublicCertificate(secret.Data[filecontract.CertificateFile])
 	if err != nil {
 		t.Fatalf("curve.key: %v", err)
 	}
-	secCert, err := keygen.ParseSecretCertificate(secret.Data[secretlayout.KeySecretCertificate])
+	secCert, err := keygen.ParseSecretCertificate(secret.Data[filecontract.SecretCertificateFile])
 	if err != nil {
 		t.Fatalf("curve.key_secret: %v", err)
 	}
@@ -230,7 +231,7 @@ func testRestartKeepsKey(t *testing.T, env *keystest.Env) {
 		if s.ResourceVersion != old.ResourceVersion {
 			t.Errorf("Secret %s was rewritten by the restarted manager", name)
 		}
-		for _, k := range secretlayout.KeyFiles {
+		for _, k := range filecontract.KeyPairFiles {
 			if string(s.Data[k]) != string(old.Data[k]) {
 				t.Errorf("Secret %s: %s changed across the restart", name, k)
 			}
@@ -393,35 +394,35 @@ func testRepair(t *testing.T, env *keystest.Env) {
 		from    string // the data key the repair used
 	}{
 		{"server: curve.key deleted and public.key changed", keys.ServerKind(), func(d map[string][]byte) {
-			delete(d, secretlayout.KeyCertificate)
-			d[secretlayout.KeyPublic] = []byte(other.Public.String())
-		}, []string{"curve.key", "public.key"}, secretlayout.KeySecret},
+			delete(d, filecontract.CertificateFile)
+			d[filecontract.PublicKeyFile] = []byte(other.Public.String())
+		}, []string{"curve.key", "public.key"}, filecontract.SecretKeyFile},
 		{"server: curve.key_secret garbage", keys.ServerKind(), func(d map[string][]byte) {
-			d[secretlayout.KeySecretCertificate] = []byte("#   junk\n")
-		}, []string{"curve.key_secret"}, secretlayout.KeySecret},
+			d[filecontract.SecretCertificateFile] = []byte("#   junk\n")
+		}, []string{"curve.key_secret"}, filecontract.SecretKeyFile},
 		{"client: public.key deleted", keys.ClientKind(), func(d map[string][]byte) {
-			delete(d, secretlayout.KeyPublic)
-		}, []string{"public.key"}, secretlayout.KeySecret},
+			delete(d, filecontract.PublicKeyFile)
+		}, []string{"public.key"}, filecontract.SecretKeyFile},
 		// secret.key lost, curve.key_secret intact: the key is not lost.
 		{"server: secret.key deleted", keys.ServerKind(), func(d map[string][]byte) {
-			delete(d, secretlayout.KeySecret)
-		}, []string{"secret.key"}, secretlayout.KeySecretCertificate},
+			delete(d, filecontract.SecretKeyFile)
+		}, []string{"secret.key"}, filecontract.SecretCertificateFile},
 		{"server: secret.key damaged", keys.ServerKind(), func(d map[string][]byte) {
-			d[secretlayout.KeySecret] = []byte("not a key")
-		}, []string{"secret.key"}, secretlayout.KeySecretCertificate},
+			d[filecontract.SecretKeyFile] = []byte("not a key")
+		}, []string{"secret.key"}, filecontract.SecretCertificateFile},
 		// Only the status still says which key is in use.
 		{"server: secret.key and public.key deleted", keys.ServerKind(), func(d map[string][]byte) {
-			delete(d, secretlayout.KeySecret)
-			delete(d, secretlayout.KeyPublic)
-		}, []string{"public.key", "secret.key"}, secretlayout.KeySecretCertificate},
+			delete(d, filecontract.SecretKeyFile)
+			delete(d, filecontract.PublicKeyFile)
+		}, []string{"public.key", "secret.key"}, filecontract.SecretCertificateFile},
 		{"client: secret.key deleted", keys.ClientKind(), func(d map[string][]byte) {
-			delete(d, secretlayout.KeySecret)
-		}, []string{"secret.key"}, secretlayout.KeySecretCertificate},
+			delete(d, filecontract.SecretKeyFile)
+		}, []string{"secret.key"}, filecontract.SecretCertificateFile},
 		// secret.key holds another valid key; the certificate and the
 		// status still hold the key in use: secret.key is the edit.
 		{"server: secret.key replaced by another key", keys.ServerKind(), func(d map[string][]byte) {
-			d[secretlayout.KeySecret] = []byte(other.Secret.Z85())
-		}, []string{"secret.key"}, secretlayout.KeySecretCertificate},
+			d[filecontract.SecretKeyFile] = []byte(other.Secret.Z85())
+		}, []string{"secret.key"}, filecontract.SecretCertificateFile},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -503,8 +504,8 @@ func testLost(t *testing.T, env *keystest.Env) {
 			}
 		}},
 		{"server: secret.key and curve.key_secret removed", keys.ServerKind(), func(t *testing.T, s *corev1.Secret) {
-			delete(s.Data, secretlayout.KeySecret)
-			delete(s.Data, secretlayout.KeySecretCertificate)
+			delete(s.Data, filecontract.SecretKeyFile)
+			delete(s.Data, filecontract.SecretCertificateFile)
 			if err := env.Client.Update(ctx, s, client.FieldOwner("kubectl-edit")); err != nil {
 				t.Fatal(err)
 			}
@@ -520,8 +521,8 @@ func testLost(t *testing.T, env *keystest.Env) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.Data[secretlayout.KeySecret] = []byte("not a key")
-			s.Data[secretlayout.KeySecretCertificate] = data[secretlayout.KeySecretCertificate]
+			s.Data[filecontract.SecretKeyFile] = []byte("not a key")
+			s.Data[filecontract.SecretCertificateFile] = data[filecontract.SecretCertificateFile]
 			if err := env.Client.Update(ctx, s, client.FieldOwner("kubectl-edit")); err != nil {
 				t.Fatal(err)
 			}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -248,7 +249,7 @@ func (r *Reconciler) create(ctx context.Context, obj client.Object) (secretlayou
 // replaced with a new keypair only when neither holds it.
 func (r *Reconciler) check(ctx context.Context, obj client.Object, secret *corev1.Secret) (outcome, error) {
 	f := r.Kind.Fields(obj)
-	source := secretlayout.KeySecret
+	source := filecontract.SecretKeyFile
 	kp, keyErr := secretlayout.ParseSecretKeyData(secret)
 	switch inUse := *f.PublicKey; {
 	case keyErr != nil:
@@ -256,14 +257,14 @@ func (r *Reconciler) check(ctx context.Context, obj client.Object, secret *corev
 		if kp, ok = r.keyFromCertificate(obj, secret); !ok {
 			return r.replace(ctx, obj, secret, keyErr)
 		}
-		source = secretlayout.KeySecretCertificate
+		source = filecontract.SecretCertificateFile
 	case inUse != "" && kp.Public.String() != inUse:
 		// secret.key holds a valid key, but not the one in use. When the
 		// certificate still holds that one, secret.key is the edit: repair
 		// it rather than switch keys behind everyone's back. (A rotation
 		// rewrites all entries at once, so they agree with each other.)
 		if cert, ok := r.keyFromCertificate(obj, secret); ok && cert.Public.String() == inUse {
-			kp, source = cert, secretlayout.KeySecretCertificate
+			kp, source = cert, filecontract.SecretCertificateFile
 		}
 	}
 	st := r.repairState(obj, secret, kp)
@@ -295,7 +296,7 @@ func (r *Reconciler) check(ctx context.Context, obj client.Object, secret *corev
 // Secret's public.key or the status's publicKey. A certificate that holds
 // some other keypair is not trusted: the key is then lost.
 func (r *Reconciler) keyFromCertificate(obj client.Object, secret *corev1.Secret) (keygen.KeyPair, bool) {
-	raw, ok := secret.Data[secretlayout.KeySecretCertificate]
+	raw, ok := secret.Data[filecontract.SecretCertificateFile]
 	if !ok {
 		return keygen.KeyPair{}, false
 	}
@@ -304,7 +305,7 @@ func (r *Reconciler) keyFromCertificate(obj client.Object, secret *corev1.Secret
 		return keygen.KeyPair{}, false
 	}
 	kp := c.KeyPair()
-	if pk, err := keygen.ParsePublicKey(string(secret.Data[secretlayout.KeyPublic])); err == nil && pk == kp.Public {
+	if pk, err := keygen.ParsePublicKey(string(secret.Data[filecontract.PublicKeyFile])); err == nil && pk == kp.Public {
 		return kp, true
 	}
 	if status := *r.Kind.Fields(obj).PublicKey; status != "" && status == kp.Public.String() {

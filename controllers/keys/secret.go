@@ -17,6 +17,7 @@ import (
 
 	"github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 )
 
 // FieldOwner is the server-side apply field manager of the key files and the
@@ -28,8 +29,8 @@ const FieldOwner = "zmqauth-keys"
 
 // managedData are the data keys the key state may occupy; any of them not in
 // a state written is removed.
-var managedData = append(slices.Clone(secretlayout.KeyFiles), secretlayout.KeyPreviousPublic, secretlayout.KeyPreviousSecret,
-	secretlayout.KeyNextPublic, secretlayout.KeyNextSecret)
+var managedData = append(slices.Clone(filecontract.KeyPairFiles), filecontract.PreviousPublicKeyFile, filecontract.PreviousSecretKeyFile,
+	filecontract.NextPublicKeyFile, filecontract.NextSecretKeyFile)
 
 // managedAnnotations are the annotations the key state may occupy.
 var managedAnnotations = []string{
@@ -53,7 +54,7 @@ func (k Kind) ownerRef(obj client.Object) metav1.OwnerReference {
 
 // identity is the name written into the zcert files of obj's keypair.
 func identity(obj client.Object) string {
-	return secretlayout.Identity(obj.GetNamespace(), obj.GetName())
+	return filecontract.Identity(obj.GetNamespace(), obj.GetName())
 }
 
 // NewSecret returns the keypair Secret of obj holding st, for Create.

@@ -23,6 +23,7 @@ import (
 	"github.com/zmqauth/zmqauth/controllers/keys/keystest"
 	"github.com/zmqauth/zmqauth/controllers/rotation"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 )
 
 const timeout = 30 * time.Second
@@ -225,7 +226,7 @@ func testRequested(t *testing.T, env *keystest.Env) {
 			if st.Current.Public == old.Public || st.Previous == nil || st.Previous.Public != old.Public {
 				t.Fatal("the old key is not the previous key")
 			}
-			prevSecret, hasPrevSecret := rotated.secret.Data[secretlayout.KeyPreviousSecret]
+			prevSecret, hasPrevSecret := rotated.secret.Data[filecontract.PreviousSecretKeyFile]
 			if kind.KeepPreviousSecret {
 				if string(prevSecret) != old.Secret.Z85() {
 					t.Error("server: previous-secret.key is not the old secret key")
@@ -257,7 +258,7 @@ func testRequested(t *testing.T, env *keystest.Env) {
 			if ended.state.Current.Public != st.Current.Public || ended.state.Revision != 2 {
 				t.Fatal("ending the overlap changed the key")
 			}
-			for _, k := range []string{secretlayout.KeyPreviousPublic, secretlayout.KeyPreviousSecret} {
+			for _, k := range []string{filecontract.PreviousPublicKeyFile, filecontract.PreviousSecretKeyFile} {
 				if _, ok := ended.secret.Data[k]; ok {
 					t.Errorf("%s still in the Secret after the overlap", k)
 				}
@@ -519,7 +520,7 @@ func testStaged(t *testing.T, env *keystest.Env) {
 				t.Fatal("staging changed the current key")
 			}
 			next := staged.state.Next.Public
-			if string(staged.secret.Data[secretlayout.KeyNextPublic]) != next.String() {
+			if string(staged.secret.Data[filecontract.NextPublicKeyFile]) != next.String() {
 				t.Error("next-public.key does not hold the staged key")
 			}
 			if f := staged.f; f.NextPublicKey != nil {
@@ -536,7 +537,7 @@ func testStaged(t *testing.T, env *keystest.Env) {
 			if switched.state.Current.Public != next {
 				t.Error("the switch did not use the staged key")
 			}
-			if switched.state.Next != nil || switched.secret.Data[secretlayout.KeyNextPublic] != nil {
+			if switched.state.Next != nil || switched.secret.Data[filecontract.NextPublicKeyFile] != nil {
 				t.Error("the staged key is still staged after the switch")
 			}
 			if switched.state.Previous == nil || switched.state.Previous.Public != first.state.Current.Public {

@@ -1,19 +1,15 @@
-// Package secretlayout is the one definition of what zmqauth writes into
-// Kubernetes objects for the key controllers and their readers: the data keys
-// of a keypair Secret, the annotations that carry its rotation state, the file
-// names of a server's allowlist ConfigMap, and the code that builds a keypair
-// Secret's data from a keygen.KeyPair and parses it back with validation.
+// Package secretlayout is the one definition of how the key controllers
+// write the objects zmqauth owns: the type, labels and annotations (the
+// rotation state) of a keypair Secret, the name of a server's allowlist
+// ConfigMap, and the code that builds a keypair Secret's data from a
+// keygen.KeyPair and parses it back with validation. The files inside those
+// objects (public.key, secret.key, previous-*, next-*, server.NS.NAME.key,
+// the allowlist's files) are named and described in package filecontract,
+// which the sidecar imports too (docs/architecture.md, section 5).
 //
-// A keypair Secret (type zmqauth.io/curve, label zmqauth.io/managed-by:
-// zmqauth, controller owner reference to its CurveServer or CurveClient):
-//
-//	public.key           current public key, 40 Z85 characters
-//	secret.key           current secret key, 40 Z85 characters
-//	curve.key            current public zcert certificate
-//	curve.key_secret     current secret zcert certificate
-//	previous-public.key  during an overlap: the previous public key
-//	previous-secret.key  during a CurveServer's overlap: the previous secret key
-//	server.NS.NAME.key   CurveClient only: public zcert certificate of a server it names
+// A keypair Secret has type zmqauth.io/curve, label zmqauth.io/managed-by:
+// zmqauth, and a controller owner reference to its CurveServer or
+// CurveClient.
 //
 // Its annotations zmqauth.io/key-revision, zmqauth.io/rotated-at,
 // zmqauth.io/overlap-until, zmqauth.io/rotation-request and

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -37,7 +38,7 @@ func fieldErr(key string, err error) error { return &FieldError{Key: key, Err: e
 // KeyPairData returns the data keys of a keypair Secret that hold kp:
 // public.key and secret.key (40 Z85 characters, no newline), curve.key and
 // curve.key_secret (zcert files whose metadata is name = identity, normally
-// Identity(namespace, name)).
+// filecontract.Identity(namespace, name)).
 func KeyPairData(kp keygen.KeyPair, identity string) (map[string][]byte, error) {
 	if kp.Secret.IsZero() {
 		return nil, fmt.Errorf("secretlayout: keypair data: %w", keygen.ErrEmptyKey)
@@ -49,7 +50,7 @@ func KeyPairData(kp keygen.KeyPair, identity string) (map[string][]byte, error) 
 	if derived != kp.Public {
 		return nil, fmt.Errorf("secretlayout: keypair data: %w", keygen.ErrKeyMismatch)
 	}
-	cert := keygen.NewCertificate(kp, map[string]string{MetadataName: identity})
+	cert := keygen.NewCertificate(kp, map[string]string{filecontract.MetadataName: identity})
 	pub, err := cert.MarshalPublic()
 	if err != nil {
 		return nil, fmt.Errorf("secretlayout: keypair data: %w", err)
@@ -59,10 +60,10 @@ func KeyPairData(kp keygen.KeyPair, identity string) (map[string][]byte, error) 
 		return nil, fmt.Errorf("secretlayout: keypair data: %w", err)
 	}
 	return map[string][]byte{
-		KeyPublic:            []byte(kp.Public.String()),
-		KeySecret:            []byte(kp.Secret.Z85()),
-		KeyCertificate:       pub,
-		KeySecretCertificate: sec,
+		filecontract.PublicKeyFile:         []byte(kp.Public.String()),
+		filecontract.SecretKeyFile:         []byte(kp.Secret.Z85()),
+		filecontract.CertificateFile:       pub,
+		filecontract.SecretCertificateFile: sec,
 	}, nil
 }
 
@@ -70,9 +71,9 @@ func KeyPairData(kp keygen.KeyPair, identity string) (map[string][]byte, error) 
 // overlap: previous-public.key, and previous-secret.key when secret is not
 // the zero value (CurveServer).
 func PreviousData(public keygen.PublicKey, secret keygen.SecretKey) map[string][]byte {
-	data := map[string][]byte{KeyPreviousPublic: []byte(public.String())}
+	data := map[string][]byte{filecontract.PreviousPublicKeyFile: []byte(public.String())}
 	if !secret.IsZero() {
-		data[KeyPreviousSecret] = []byte(secret.Z85())
+		data[filecontract.PreviousSecretKeyFile] = []byte(secret.Z85())
 	}
 	return data
 }
@@ -92,17 +93,17 @@ func PublicCertificate(key keygen.PublicKey, metadata map[string]string) ([]byte
 // keypair it makes (the public key derived from it). It is what a damaged
 // Secret can be repaired from.
 func ParseSecretKeyData(secret *corev1.Secret) (keygen.KeyPair, error) {
-	raw, ok := secret.Data[KeySecret]
+	raw, ok := secret.Data[filecontract.SecretKeyFile]
 	if !ok {
-		return keygen.KeyPair{}, fieldErr(KeySecret, ErrMissing)
+		return keygen.KeyPair{}, fieldErr(filecontract.SecretKeyFile, ErrMissing)
 	}
 	sk, err := keygen.ParseSecretKey(string(raw))
 	if err != nil {
-		return keygen.KeyPair{}, fieldErr(KeySecret, err)
+		return keygen.KeyPair{}, fieldErr(filecontract.SecretKeyFile, err)
 	}
 	pk, err := keygen.PublicFromSecret(sk)
 	if err != nil {
-		return keygen.KeyPair{}, fieldErr(KeySecret, err)
+		return keygen.KeyPair{}, fieldErr(filecontract.SecretKeyFile, err)
 	}
 	return keygen.KeyPair{Public: pk, Secret: sk}, nil
 }
@@ -126,7 +127,7 @@ func ParseKeyPair(secret *corev1.Secret) (keygen.KeyPair, error) {
 // CheckKeyPair checks that public.key, curve.key and curve.key_secret of a
 // Secret hold kp; the error (a *FieldError) names the first that does not.
 func CheckKeyPair(secret *corev1.Secret, kp keygen.KeyPair) error {
-	for _, key := range []string{KeyPublic, KeyCertificate, KeySecretCertificate} {
+	for _, key := range []string{filecontract.PublicKeyFile, filecontract.CertificateFile, filecontract.SecretCertificateFile} {
 		if err := checkFile(secret, key, kp); err != nil {
 			return fieldErr(key, err)
 		}
@@ -141,7 +142,7 @@ func checkFile(secret *corev1.Secret, key string, kp keygen.KeyPair) error {
 		return ErrMissing
 	}
 	switch key {
-	case KeyPublic:
+	case filecontract.PublicKeyFile:
 		pk, err := keygen.ParsePublicKey(string(raw))
 		if err != nil {
 			return err
@@ -149,7 +150,7 @@ func checkFile(secret *corev1.Secret, key string, kp keygen.KeyPair) error {
 		if pk != kp.Public {
 			return ErrMismatch
 		}
-	case KeyCertificate:
+	case filecontract.CertificateFile:
 		c, err := keygen.ParsePublicCertificate(raw)
 		if err != nil {
 			return err
@@ -157,7 +158,7 @@ func checkFile(secret *corev1.Secret, key string, kp keygen.KeyPair) error {
 		if c.PublicKey != kp.Public {
 			return ErrMismatch
 		}
-	case KeySecretCertificate:
+	case filecontract.SecretCertificateFile:
 		c, err := keygen.ParseSecretCertificate(raw)
 		if err != nil {
 			return err
@@ -175,31 +176,31 @@ func checkFile(secret *corev1.Secret, key string, kp keygen.KeyPair) error {
 // previous-secret.key). When both are present the secret key must derive the
 // public key. A previous-secret.key without previous-public.key is an error.
 func ParsePrevious(secret *corev1.Secret) (*keygen.PublicKey, *keygen.KeyPair, error) {
-	rawPub, hasPub := secret.Data[KeyPreviousPublic]
-	rawSec, hasSec := secret.Data[KeyPreviousSecret]
+	rawPub, hasPub := secret.Data[filecontract.PreviousPublicKeyFile]
+	rawSec, hasSec := secret.Data[filecontract.PreviousSecretKeyFile]
 	if !hasPub {
 		if hasSec {
-			return nil, nil, fieldErr(KeyPreviousPublic, ErrMissing)
+			return nil, nil, fieldErr(filecontract.PreviousPublicKeyFile, ErrMissing)
 		}
 		return nil, nil, nil
 	}
 	pk, err := keygen.ParsePublicKey(string(rawPub))
 	if err != nil {
-		return nil, nil, fieldErr(KeyPreviousPublic, err)
+		return nil, nil, fieldErr(filecontract.PreviousPublicKeyFile, err)
 	}
 	if !hasSec {
 		return &pk, nil, nil
 	}
 	sk, err := keygen.ParseSecretKey(string(rawSec))
 	if err != nil {
-		return nil, nil, fieldErr(KeyPreviousSecret, err)
+		return nil, nil, fieldErr(filecontract.PreviousSecretKeyFile, err)
 	}
 	derived, err := keygen.PublicFromSecret(sk)
 	if err != nil {
-		return nil, nil, fieldErr(KeyPreviousSecret, err)
+		return nil, nil, fieldErr(filecontract.PreviousSecretKeyFile, err)
 	}
 	if derived != pk {
-		return nil, nil, fieldErr(KeyPreviousPublic, ErrMismatch)
+		return nil, nil, fieldErr(filecontract.PreviousPublicKeyFile, ErrMismatch)
 	}
 	return &pk, &keygen.KeyPair{Public: pk, Secret: sk}, nil
 }
@@ -207,38 +208,38 @@ func ParsePrevious(secret *corev1.Secret) (*keygen.PublicKey, *keygen.KeyPair, e
 // NextData returns the data keys that hold a staged next keypair.
 func NextData(kp keygen.KeyPair) map[string][]byte {
 	return map[string][]byte{
-		KeyNextPublic: []byte(kp.Public.String()),
-		KeyNextSecret: []byte(kp.Secret.Z85()),
+		filecontract.NextPublicKeyFile: []byte(kp.Public.String()),
+		filecontract.NextSecretKeyFile: []byte(kp.Secret.Z85()),
 	}
 }
 
 // ParseNext returns the staged next keypair of a Secret, nil when there is
 // none. Both files must be present and agree.
 func ParseNext(secret *corev1.Secret) (*keygen.KeyPair, error) {
-	rawPub, hasPub := secret.Data[KeyNextPublic]
-	rawSec, hasSec := secret.Data[KeyNextSecret]
+	rawPub, hasPub := secret.Data[filecontract.NextPublicKeyFile]
+	rawSec, hasSec := secret.Data[filecontract.NextSecretKeyFile]
 	switch {
 	case !hasPub && !hasSec:
 		return nil, nil
 	case !hasPub:
-		return nil, fieldErr(KeyNextPublic, ErrMissing)
+		return nil, fieldErr(filecontract.NextPublicKeyFile, ErrMissing)
 	case !hasSec:
-		return nil, fieldErr(KeyNextSecret, ErrMissing)
+		return nil, fieldErr(filecontract.NextSecretKeyFile, ErrMissing)
 	}
 	pk, err := keygen.ParsePublicKey(string(rawPub))
 	if err != nil {
-		return nil, fieldErr(KeyNextPublic, err)
+		return nil, fieldErr(filecontract.NextPublicKeyFile, err)
 	}
 	sk, err := keygen.ParseSecretKey(string(rawSec))
 	if err != nil {
-		return nil, fieldErr(KeyNextSecret, err)
+		return nil, fieldErr(filecontract.NextSecretKeyFile, err)
 	}
 	derived, err := keygen.PublicFromSecret(sk)
 	if err != nil {
-		return nil, fieldErr(KeyNextSecret, err)
+		return nil, fieldErr(filecontract.NextSecretKeyFile, err)
 	}
 	if derived != pk {
-		return nil, fieldErr(KeyNextPublic, ErrMismatch)
+		return nil, fieldErr(filecontract.NextPublicKeyFile, ErrMismatch)
 	}
 	return &keygen.KeyPair{Public: pk, Secret: sk}, nil
 }

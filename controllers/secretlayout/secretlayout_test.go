@@ -2,7 +2,6 @@ package secretlayout
 
 import (
 	"errors"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -42,22 +42,22 @@ func noSecretIn(t *testing.T, err error, keys ...keygen.KeyPair) {
 
 func TestKeyPairDataRoundTrip(t *testing.T) {
 	kp := mustPair(t)
-	data, err := KeyPairData(kp, Identity("ns", "srv"))
+	data, err := KeyPairData(kp, filecontract.Identity("ns", "srv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(data[KeyPublic]); got != kp.Public.String() || len(got) != 40 {
+	if got := string(data[filecontract.PublicKeyFile]); got != kp.Public.String() || len(got) != 40 {
 		t.Fatalf("public.key = %q", got)
 	}
-	if got := string(data[KeySecret]); got != kp.Secret.Z85() || len(got) != 40 {
+	if got := string(data[filecontract.SecretKeyFile]); got != kp.Secret.Z85() || len(got) != 40 {
 		t.Fatal("secret.key is not the 40-character Z85 secret key")
 	}
-	pub, err := keygen.ParsePublicCertificate(data[KeyCertificate])
-	if err != nil || pub.PublicKey != kp.Public || pub.Metadata[MetadataName] != "ns/srv" {
+	pub, err := keygen.ParsePublicCertificate(data[filecontract.CertificateFile])
+	if err != nil || pub.PublicKey != kp.Public || pub.Metadata[filecontract.MetadataName] != "ns/srv" {
 		t.Fatalf("curve.key: %v %+v", err, pub)
 	}
-	sec, err := keygen.ParseSecretCertificate(data[KeySecretCertificate])
-	if err != nil || !sec.SecretKey.Equal(kp.Secret) || sec.Metadata[MetadataName] != "ns/srv" {
+	sec, err := keygen.ParseSecretCertificate(data[filecontract.SecretCertificateFile])
+	if err != nil || !sec.SecretKey.Equal(kp.Secret) || sec.Metadata[filecontract.MetadataName] != "ns/srv" {
 		t.Fatalf("curve.key_secret: %v", err)
 	}
 	got, err := ParseKeyPair(secretWith(t, data, nil))
@@ -101,16 +101,20 @@ func TestParseKeyPairDamage(t *testing.T) {
 		wantKey string
 		wantErr error
 	}{
-		{"secret.key missing", func(d map[string][]byte) { delete(d, KeySecret) }, KeySecret, ErrMissing},
-		{"secret.key garbage", func(d map[string][]byte) { d[KeySecret] = []byte("~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~") }, KeySecret, keygen.ErrInvalidZ85},
-		{"secret.key with newline", func(d map[string][]byte) { d[KeySecret] = append(d[KeySecret], '\n') }, KeySecret, nil},
-		{"public.key missing", func(d map[string][]byte) { delete(d, KeyPublic) }, KeyPublic, ErrMissing},
-		{"public.key altered", func(d map[string][]byte) { d[KeyPublic] = otherData[KeyPublic] }, KeyPublic, ErrMismatch},
-		{"curve.key missing", func(d map[string][]byte) { delete(d, KeyCertificate) }, KeyCertificate, ErrMissing},
-		{"curve.key other key", func(d map[string][]byte) { d[KeyCertificate] = otherData[KeyCertificate] }, KeyCertificate, ErrMismatch},
-		{"curve.key holds the secret", func(d map[string][]byte) { d[KeyCertificate] = d[KeySecretCertificate] }, KeyCertificate, keygen.ErrSecretInPublic},
-		{"curve.key_secret other pair", func(d map[string][]byte) { d[KeySecretCertificate] = otherData[KeySecretCertificate] }, KeySecretCertificate, ErrMismatch},
-		{"curve.key_secret public only", func(d map[string][]byte) { d[KeySecretCertificate] = d[KeyCertificate] }, KeySecretCertificate, keygen.ErrMissingSecretKey},
+		{"secret.key missing", func(d map[string][]byte) { delete(d, filecontract.SecretKeyFile) }, filecontract.SecretKeyFile, ErrMissing},
+		{"secret.key garbage", func(d map[string][]byte) {
+			d[filecontract.SecretKeyFile] = []byte("~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~")
+		}, filecontract.SecretKeyFile, keygen.ErrInvalidZ85},
+		{"secret.key with newline", func(d map[string][]byte) { d[filecontract.SecretKeyFile] = append(d[filecontract.SecretKeyFile], '\n') }, filecontract.SecretKeyFile, nil},
+		{"public.key missing", func(d map[string][]byte) { delete(d, filecontract.PublicKeyFile) }, filecontract.PublicKeyFile, ErrMissing},
+		{"public.key altered", func(d map[string][]byte) { d[filecontract.PublicKeyFile] = otherData[filecontract.PublicKeyFile] }, filecontract.PublicKeyFile, ErrMismatch},
+		{"curve.key missing", func(d map[string][]byte) { delete(d, filecontract.CertificateFile) }, filecontract.CertificateFile, ErrMissing},
+		{"curve.key other key", func(d map[string][]byte) { d[filecontract.CertificateFile] = otherData[filecontract.CertificateFile] }, filecontract.CertificateFile, ErrMismatch},
+		{"curve.key holds the secret", func(d map[string][]byte) { d[filecontract.CertificateFile] = d[filecontract.SecretCertificateFile] }, filecontract.CertificateFile, keygen.ErrSecretInPublic},
+		{"curve.key_secret other pair", func(d map[string][]byte) {
+			d[filecontract.SecretCertificateFile] = otherData[filecontract.SecretCertificateFile]
+		}, filecontract.SecretCertificateFile, ErrMismatch},
+		{"curve.key_secret public only", func(d map[string][]byte) { d[filecontract.SecretCertificateFile] = d[filecontract.CertificateFile] }, filecontract.SecretCertificateFile, keygen.ErrMissingSecretKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,12 +147,12 @@ func TestParsePrevious(t *testing.T) {
 		wantErrKey       string
 	}{
 		{"none", nil, false, false, ""},
-		{"client: public only", map[string][]byte{KeyPreviousPublic: pub}, true, false, ""},
-		{"server: both", map[string][]byte{KeyPreviousPublic: pub, KeyPreviousSecret: sec}, true, true, ""},
-		{"secret without public", map[string][]byte{KeyPreviousSecret: sec}, false, false, KeyPreviousPublic},
-		{"mismatch", map[string][]byte{KeyPreviousPublic: []byte(other.Public.String()), KeyPreviousSecret: sec}, false, false, KeyPreviousPublic},
-		{"bad public", map[string][]byte{KeyPreviousPublic: []byte("short")}, false, false, KeyPreviousPublic},
-		{"bad secret", map[string][]byte{KeyPreviousPublic: pub, KeyPreviousSecret: []byte("~~~~~")}, false, false, KeyPreviousSecret},
+		{"client: public only", map[string][]byte{filecontract.PreviousPublicKeyFile: pub}, true, false, ""},
+		{"server: both", map[string][]byte{filecontract.PreviousPublicKeyFile: pub, filecontract.PreviousSecretKeyFile: sec}, true, true, ""},
+		{"secret without public", map[string][]byte{filecontract.PreviousSecretKeyFile: sec}, false, false, filecontract.PreviousPublicKeyFile},
+		{"mismatch", map[string][]byte{filecontract.PreviousPublicKeyFile: []byte(other.Public.String()), filecontract.PreviousSecretKeyFile: sec}, false, false, filecontract.PreviousPublicKeyFile},
+		{"bad public", map[string][]byte{filecontract.PreviousPublicKeyFile: []byte("short")}, false, false, filecontract.PreviousPublicKeyFile},
+		{"bad secret", map[string][]byte{filecontract.PreviousPublicKeyFile: pub, filecontract.PreviousSecretKeyFile: []byte("~~~~~")}, false, false, filecontract.PreviousSecretKeyFile},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,7 +198,7 @@ func TestStateRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, hasPrevSecret := data[KeyPreviousSecret]
+			_, hasPrevSecret := data[filecontract.PreviousSecretKeyFile]
 			if want := tt.state.Previous != nil && !tt.state.Previous.Secret.IsZero(); hasPrevSecret != want {
 				t.Fatalf("previous-secret.key present = %v, want %v", hasPrevSecret, want)
 			}
@@ -228,8 +232,8 @@ func TestReadStateRejects(t *testing.T) {
 		{"bad rotated-at", func(_ map[string][]byte, a map[string]string) { a[AnnotationRotatedAt] = "yesterday" }},
 		{"previous without overlap-until", func(_ map[string][]byte, a map[string]string) { delete(a, AnnotationOverlapUntil) }},
 		{"overlap-until without previous", func(d map[string][]byte, _ map[string]string) {
-			delete(d, KeyPreviousPublic)
-			delete(d, KeyPreviousSecret)
+			delete(d, filecontract.PreviousPublicKeyFile)
+			delete(d, filecontract.PreviousSecretKeyFile)
 		}},
 		{"bad overlap-until", func(_ map[string][]byte, a map[string]string) { a[AnnotationOverlapUntil] = "soon" }},
 	}
@@ -250,75 +254,23 @@ func TestReadStateRejects(t *testing.T) {
 	}
 }
 
-func TestFileNames(t *testing.T) {
-	if got := ServerKeyFileName("monitoring", "bus"); got != "server.monitoring.bus.key" {
-		t.Fatalf("ServerKeyFileName = %q", got)
-	}
-	for _, tt := range []struct {
-		key      string
-		ns, name string
-		ok       bool
-	}{
-		{"server.monitoring.bus.key", "monitoring", "bus", true},
-		{"server.a-b.c-d.key", "a-b", "c-d", true},
-		{"server.monitoring.key", "", "", false},
-		{"server.a.b.c.key", "", "", false},
-		{"public.key", "", "", false},
-		{"server.a.b.key_secret", "", "", false},
-	} {
-		ns, name, ok := ParseServerKeyFileName(tt.key)
-		if ns != tt.ns || name != tt.name || ok != tt.ok {
-			t.Errorf("ParseServerKeyFileName(%q) = %q, %q, %v", tt.key, ns, name, ok)
-		}
-	}
-	if got := ClientKeyFile("team-a", "ingest"); got != "team-a.ingest.key" {
-		t.Fatalf("ClientKeyFile = %q", got)
-	}
-	if got := PreviousClientKeyFile("team-a", "ingest"); got != "team-a.ingest.previous.key" {
-		t.Fatalf("PreviousClientKeyFile = %q", got)
-	}
+func TestAllowlistConfigMapName(t *testing.T) {
 	if got := AllowlistConfigMapName("bus"); got != "bus-allowlist" {
 		t.Fatalf("AllowlistConfigMapName = %q", got)
-	}
-	kp := mustPair(t)
-	raw := RawKeyFile(kp.Public)
-	if !regexp.MustCompile(`^_raw\.[0-9a-f]{16}\.key$`).MatchString(raw) {
-		t.Fatalf("RawKeyFile = %q", raw)
-	}
-	// A CurveClient whose namespace is "raw" and whose name is the same hex
-	// digest must not share the raw key's file.
-	digest := strings.TrimSuffix(strings.TrimPrefix(raw, RawKeyPrefix), KeyFileSuffix)
-	for _, n := range []string{ClientKeyFile("raw", digest), PreviousClientKeyFile("raw", digest), NextClientKeyFile("raw", digest)} {
-		if n == raw {
-			t.Fatalf("a CurveClient's file %q collides with a raw key's", n)
-		}
-	}
-	if got := NextClientKeyFile("team", "c"); got != "team.c.next.key" {
-		t.Fatalf("NextClientKeyFile = %q", got)
-	}
-	if RawKeyFile(kp.Public) != raw || RawKeyFile(mustPair(t).Public) == raw {
-		t.Fatal("RawKeyFile is not a stable per-key name")
-	}
-	// Every file name the allowlist uses is a file name pyzmq's
-	// configure_curve(location=DIR) picks up: it ends in ".key".
-	for _, n := range []string{raw, ClientKeyFile("a", "b"), PreviousClientKeyFile("a", "b"), NextClientKeyFile("a", "b")} {
-		if _, _, err := keygen.CertificatePaths("/d", strings.TrimSuffix(n, KeyFileSuffix)); err != nil {
-			t.Errorf("%q: %v", n, err)
-		}
 	}
 }
 
 func TestPublicCertificate(t *testing.T) {
 	kp := mustPair(t)
-	b, err := PublicCertificate(kp.Public, map[string]string{MetadataIdentity: "ns/c", MetadataGrant: "client-ref"})
+	b, err := PublicCertificate(kp.Public, map[string]string{filecontract.MetadataIdentity: "ns/c", filecontract.MetadataGrant: "client-ref"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, err := keygen.ParsePublicCertificate(b)
-	if err != nil || c.PublicKey != kp.Public || c.Metadata[MetadataIdentity] != "ns/c" {
+	if err != nil || c.PublicKey != kp.Public || c.Metadata[filecontract.MetadataIdentity] != "ns/c" {
 		t.Fatalf("%v %+v", err, c)
 	}
-	if p := PreviousData(kp.Public, keygen.SecretKey{}); len(p) != 1 || string(p[KeyPreviousPublic]) != kp.Public.String() {
+	if p := PreviousData(kp.Public, keygen.SecretKey{}); len(p) != 1 || string(p[filecontract.PreviousPublicKeyFile]) != kp.Public.String() {
 		t.Fatalf("client PreviousData = %v", p)
 	}
 }

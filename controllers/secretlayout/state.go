@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -113,9 +114,9 @@ func ReadState(secret *corev1.Secret) (State, error) {
 			return State{}, err
 		}
 	case pub != nil:
-		return State{}, fmt.Errorf("secretlayout: %s without annotation %s", KeyPreviousPublic, AnnotationOverlapUntil)
+		return State{}, fmt.Errorf("secretlayout: %s without annotation %s", filecontract.PreviousPublicKeyFile, AnnotationOverlapUntil)
 	case hasOverlap:
-		return State{}, fieldErr(KeyPreviousPublic, fmt.Errorf("%w (annotation %s is set)", ErrMissing, AnnotationOverlapUntil))
+		return State{}, fieldErr(filecontract.PreviousPublicKeyFile, fmt.Errorf("%w (annotation %s is set)", ErrMissing, AnnotationOverlapUntil))
 	}
 	if s.Next, err = ParseNext(secret); err != nil {
 		return State{}, err
@@ -127,9 +128,9 @@ func ReadState(secret *corev1.Secret) (State, error) {
 			return State{}, err
 		}
 	case s.Next != nil:
-		return State{}, fmt.Errorf("secretlayout: %s without annotation %s", KeyNextPublic, AnnotationNextSince)
+		return State{}, fmt.Errorf("secretlayout: %s without annotation %s", filecontract.NextPublicKeyFile, AnnotationNextSince)
 	case hasNextSince:
-		return State{}, fieldErr(KeyNextPublic, fmt.Errorf("%w (annotation %s is set)", ErrMissing, AnnotationNextSince))
+		return State{}, fieldErr(filecontract.NextPublicKeyFile, fmt.Errorf("%w (annotation %s is set)", ErrMissing, AnnotationNextSince))
 	}
 	s.RotationRequest = secret.Annotations[AnnotationRotationRequest]
 	s.RotationReason = secret.Annotations[AnnotationRotationReason]

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	zmqauthv1 "github.com/zmqauth/zmqauth/api/v1alpha1"
+	"github.com/zmqauth/zmqauth/filecontract"
 )
 
 // The sample manifests' names (config/samples).
@@ -127,9 +128,9 @@ func (e *env) startSidecars(ctx context.Context, _ *Result) error {
 		Mount{Kind: SecretVolume, Namespace: ns, Name: serverSecret, Dir: dirs["server-keys"]},
 		Mount{Kind: ConfigMapVolume, Namespace: ns, Name: serverName + "-allowlist", Dir: dirs["server-allowlist"]},
 		Mount{Kind: SecretVolume, Namespace: ns, Name: clientSecret, Dir: dirs["client-keys"]})
-	serverKeyFile := filepath.Join(dirs["client-keys"], "server."+ns+"."+serverName+".key")
-	if err := WaitFiles(ctx, 15*time.Second, filepath.Join(dirs["server-keys"], "secret.key"), serverKeyFile,
-		filepath.Join(dirs["server-allowlist"], ns+"."+clientName+".key")); err != nil {
+	serverKeyFile := filepath.Join(dirs["client-keys"], filecontract.ServerKeyFileName(ns, serverName))
+	if err := WaitFiles(ctx, 15*time.Second, filepath.Join(dirs["server-keys"], filecontract.SecretKeyFile), serverKeyFile,
+		filepath.Join(dirs["server-allowlist"], filecontract.ClientKeyFileName(ns, clientName))); err != nil {
 		return err
 	}
 	in, err := e.StartInbound(ctx, "server", dirs["server-keys"], dirs["server-allowlist"])

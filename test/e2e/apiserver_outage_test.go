@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/internal/demo"
 	"github.com/zmqauth/zmqauth/zap/metrics"
 )
@@ -37,7 +38,7 @@ func TestAPIServerOutageCostsNothing(t *testing.T) {
 		}
 		secretsBefore[name] = s.Data
 		t.Logf("Secret %s before: revision %s, public key %s", name,
-			s.Annotations[secretlayout.AnnotationKeyRevision], s.Data[secretlayout.KeyPublic])
+			s.Annotations[secretlayout.AnnotationKeyRevision], s.Data[filecontract.PublicKeyFile])
 	}
 
 	began := time.Now()
@@ -98,7 +99,7 @@ func TestAPIServerOutageCostsNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("Secret %s after: revision %s, public key %s", name,
-			s.Annotations[secretlayout.AnnotationKeyRevision], s.Data[secretlayout.KeyPublic])
+			s.Annotations[secretlayout.AnnotationKeyRevision], s.Data[filecontract.PublicKeyFile])
 		if changed := changedKeys(secretsBefore[name], s.Data); len(changed) > 0 {
 			t.Errorf("Secret %s changed across the outage: %v", name, changed)
 		}

@@ -21,6 +21,7 @@ import (
 
 	zmqauthv1 "github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/internal/demo"
 	"github.com/zmqauth/zmqauth/internal/testenv"
 )
@@ -285,8 +286,8 @@ func (w *world) startServerPod(namespace, name string) *serverPod {
 	w.rig.Mount(w.ctx,
 		demo.Mount{Kind: demo.SecretVolume, Namespace: namespace, Name: name + "-curve", Dir: p.keys},
 		demo.Mount{Kind: demo.ConfigMapVolume, Namespace: namespace, Name: secretlayout.AllowlistConfigMapName(name), Dir: p.allowlist})
-	if err := demo.WaitFiles(w.ctx, 30*time.Second, filepath.Join(p.keys, secretlayout.KeySecret),
-		filepath.Join(p.allowlist, secretlayout.AllowlistIndex)); err != nil {
+	if err := demo.WaitFiles(w.ctx, 30*time.Second, filepath.Join(p.keys, filecontract.SecretKeyFile),
+		filepath.Join(p.allowlist, filecontract.IndexFile)); err != nil {
 		w.t.Fatalf("server %s/%s volumes: %v", namespace, name, err)
 	}
 	var err error
@@ -310,8 +311,8 @@ func (w *world) startClientPod(namespace, name string, srv *serverPod) *clientPo
 	w.t.Helper()
 	p := &clientPod{namespace: namespace, name: name, keys: filepath.Join(w.rig.WorkDir, namespace+"."+name, "keys")}
 	w.rig.Mount(w.ctx, demo.Mount{Kind: demo.SecretVolume, Namespace: namespace, Name: name + "-curve", Dir: p.keys})
-	serverKey := filepath.Join(p.keys, secretlayout.ServerKeyFileName(srv.namespace, srv.name))
-	if err := demo.WaitFiles(w.ctx, 30*time.Second, filepath.Join(p.keys, secretlayout.KeySecret), serverKey); err != nil {
+	serverKey := filepath.Join(p.keys, filecontract.ServerKeyFileName(srv.namespace, srv.name))
+	if err := demo.WaitFiles(w.ctx, 30*time.Second, filepath.Join(p.keys, filecontract.SecretKeyFile), serverKey); err != nil {
 		w.t.Fatalf("client %s/%s volume: %v", namespace, name, err)
 	}
 	var err error

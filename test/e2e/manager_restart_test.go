@@ -14,6 +14,7 @@ import (
 
 	zmqauthv1 "github.com/zmqauth/zmqauth/api/v1alpha1"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/internal/demo"
 )
 
@@ -44,7 +45,7 @@ func (w *world) keyStateOf(namespace, name string) (keyState, error) {
 	if st.revision, err = strconv.ParseInt(sec.Annotations[secretlayout.AnnotationKeyRevision], 10, 64); err != nil {
 		return st, fmt.Errorf("Secret %s/%s key revision: %w", namespace, name, err)
 	}
-	st.public, st.next = string(sec.Data[secretlayout.KeyPublic]), string(sec.Data[secretlayout.KeyNextPublic])
+	st.public, st.next = string(sec.Data[filecontract.PublicKeyFile]), string(sec.Data[filecontract.NextPublicKeyFile])
 	if v := sec.Annotations[secretlayout.AnnotationNextSince]; v != "" {
 		if st.nextSince, err = time.Parse(time.RFC3339, v); err != nil {
 			return st, fmt.Errorf("Secret %s/%s next-since: %w", namespace, name, err)
@@ -178,9 +179,9 @@ func TestManagerKilledMidRotationFinishesIt(t *testing.T) {
 	// The pods' volumes follow; then new connections are made on the new
 	// keys, for a few reconnect cycles.
 	w.poll(15*time.Second, "the new keys in the pods' mounted volumes", func() (bool, error) {
-		serverKeys, err1 := os.ReadFile(filepath.Join(srv.keys, secretlayout.KeyPublic))
-		clientKeys, err2 := os.ReadFile(filepath.Join(cli.keys, secretlayout.KeyPublic))
-		serverCert, err3 := os.ReadFile(filepath.Join(cli.keys, secretlayout.ServerKeyFileName(ns, "bus")))
+		serverKeys, err1 := os.ReadFile(filepath.Join(srv.keys, filecontract.PublicKeyFile))
+		clientKeys, err2 := os.ReadFile(filepath.Join(cli.keys, filecontract.PublicKeyFile))
+		serverCert, err3 := os.ReadFile(filepath.Join(cli.keys, filecontract.ServerKeyFileName(ns, "bus")))
 		if err := errors.Join(err1, err2, err3); err != nil {
 			return false, err
 		}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/internal/demo"
 	"github.com/zmqauth/zmqauth/zap/metrics"
 )
@@ -30,7 +30,7 @@ func TestDeletedClientLosesItsLiveSession(t *testing.T) {
 	const ns = "revoke"
 	w.busAndCollector(ns)
 	srv := w.startServerPod(ns, "bus")
-	listed := filepath.Join(srv.allowlist, secretlayout.ClientKeyFile(ns, "collector"))
+	listed := filepath.Join(srv.allowlist, filecontract.ClientKeyFileName(ns, "collector"))
 	if err := demo.WaitFiles(w.ctx, 30*time.Second, listed); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestDeletedClientLosesItsLiveSession(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		_, still := cm.Data[secretlayout.ClientKeyFile(ns, "collector")]
+		_, still := cm.Data[filecontract.ClientKeyFileName(ns, "collector")]
 		return !still, nil
 	})
 	cmGone = time.Now()

@@ -12,10 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/internal/pypeer"
 	"github.com/zmqauth/zmqauth/internal/testenv"
 	"github.com/zmqauth/zmqauth/keygen"
-	"github.com/zmqauth/zmqauth/zap/keyfiles"
 	"github.com/zmqauth/zmqauth/zap/sidecar"
 	"github.com/zmqauth/zmqauth/zmtp"
 	"github.com/zmqauth/zmqauth/zmtp/curve"
@@ -171,12 +171,12 @@ func (w *world) writeFile(path string, data []byte, mode os.FileMode) {
 // previous-secret.key, which is removed when previous is nil.
 func (w *world) writeKeyDir(dir string, kp keygen.KeyPair, previous *keygen.KeyPair) {
 	w.t.Helper()
-	prev := filepath.Join(dir, keyfiles.PreviousSecretFile)
+	prev := filepath.Join(dir, filecontract.PreviousSecretKeyFile)
 	if previous != nil {
 		w.writeFile(prev, []byte(previous.Secret.Z85()+"\n"), 0o600)
 	}
-	w.writeFile(filepath.Join(dir, keyfiles.SecretFile), []byte(kp.Secret.Z85()+"\n"), 0o600)
-	w.writeFile(filepath.Join(dir, keyfiles.PublicFile), []byte(kp.Public.String()+"\n"), 0o644)
+	w.writeFile(filepath.Join(dir, filecontract.SecretKeyFile), []byte(kp.Secret.Z85()+"\n"), 0o600)
+	w.writeFile(filepath.Join(dir, filecontract.PublicKeyFile), []byte(kp.Public.String()+"\n"), 0o644)
 	if previous == nil {
 		_ = os.Remove(prev)
 	}

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	zmqauthv1 "github.com/zmqauth/zmqauth/api/v1alpha1"
-	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/internal/node"
 	"github.com/zmqauth/zmqauth/internal/promtext"
 )
@@ -146,7 +146,7 @@ func TestClusterCurveGrantAdmitsOtherNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyFile := secretlayout.ServerKeyFileName(srv, "echo")
+	keyFile := filecontract.ServerKeyFileName(srv, "echo")
 	_, held := sec.Data[keyFile]
 	t.Logf("after the grant went, the client's Secret holds %s: %v", keyFile, held)
 	if !held {

@@ -28,7 +28,7 @@
 // snapshot: an unreadable directory, a .key file that is not a valid public
 // certificate (among them one holding a bare 40-character Z85 key, which may
 // be a secret key.key file copied in by mistake), and any secret key file,
-// by name (a NAME.key_secret file, or a name keyfiles.IsSecretFileName gives,
+// by name (a NAME.key_secret file, or a name filecontract.IsSecretFileName gives,
 // such as secret.key) or by content (a .key file holding a secret-key):
 // secret keys must never sit in an allowlist. Errors name the file and never
 // repeat its content. An empty directory is a valid allowlist that allows
@@ -46,21 +46,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zap/keyfiles"
 )
 
-// ModeFile is the name of the file in which an operator's allowlist carries
-// its server's mode ("enforce" or "audit"), reloaded with the keys. LoadDir
-// reads it into Mode; what it means is the caller's.
-const ModeFile = "mode"
-
 // maxModeFile bounds what is read of a mode file.
 const maxModeFile = 64
-
-// IndexFile is the name of the machine-readable index an allowlist ConfigMap
-// carries. LoadDir ignores it.
-const IndexFile = "index.json"
 
 // kubeletData is the symlink through which the kubelet swaps the content of
 // a mounted ConfigMap or Secret atomically.
@@ -87,15 +79,11 @@ type Entry struct {
 	Source string
 }
 
-// PreviousSuffix ends the file name of a client's previous key, which the
-// operator keeps on allowlists only for its rotation overlap:
-// NAMESPACE.NAME.previous.key.
-const PreviousSuffix = ".previous" + keygen.PublicSuffix
-
 // Previous reports whether the entry is a client's previous key, kept for
-// its rotation overlap (its file name ends in PreviousSuffix).
+// its rotation overlap (filecontract.IsPreviousClientKeyFile of its file
+// name).
 func (e Entry) Previous() bool {
-	return strings.HasSuffix(filepath.Base(e.Source), PreviousSuffix)
+	return filecontract.IsPreviousClientKeyFile(filepath.Base(e.Source))
 }
 
 // Allowlist is an immutable snapshot of allowed client keys. It is safe for
@@ -104,10 +92,10 @@ type Allowlist struct {
 	byKey    map[keygen.PublicKey]Entry
 	entries  []Entry // sorted by Identity, then Source
 	declared bool    // the source held index.json
-	mode     string  // the content of ModeFile, trimmed; "" without one
+	mode     string  // the content of filecontract.ModeFile, trimmed; "" without one
 }
 
-// Mode returns the content of the source's mode file (ModeFile), without
+// Mode returns the content of the source's mode file (filecontract.ModeFile), without
 // surrounding space, or "" when it had none.
 func (a *Allowlist) Mode() string {
 	if a == nil {
@@ -209,7 +197,7 @@ func LoadDir(dir string) (*Allowlist, error) {
 		}
 		path := filepath.Join(readDir, name)
 		shown := filepath.Join(dir, name)
-		if keyfiles.IsSecretFileName(name) {
+		if filecontract.IsSecretFileName(name) {
 			return nil, secretFileError(shown)
 		}
 		if !strings.HasSuffix(name, keygen.PublicSuffix) {
@@ -234,14 +222,14 @@ func LoadDir(dir string) (*Allowlist, error) {
 		entries = append(entries, e)
 	}
 	a := New(entries...)
-	a.declared = slices.ContainsFunc(des, func(de os.DirEntry) bool { return de.Name() == IndexFile })
-	if slices.ContainsFunc(des, func(de os.DirEntry) bool { return de.Name() == ModeFile }) {
-		data, err := readBounded(filepath.Join(readDir, ModeFile))
+	a.declared = slices.ContainsFunc(des, func(de os.DirEntry) bool { return de.Name() == filecontract.IndexFile })
+	if slices.ContainsFunc(des, func(de os.DirEntry) bool { return de.Name() == filecontract.ModeFile }) {
+		data, err := readBounded(filepath.Join(readDir, filecontract.ModeFile))
 		if err != nil {
 			return nil, fmt.Errorf("allowlist: %w", err)
 		}
 		if a.mode, err = modeText(data); err != nil {
-			return nil, fmt.Errorf("allowlist: %s: %w", filepath.Join(dir, ModeFile), err)
+			return nil, fmt.Errorf("allowlist: %s: %w", filepath.Join(dir, filecontract.ModeFile), err)
 		}
 	}
 	return a, nil
@@ -271,7 +259,7 @@ func FromData(data map[string][]byte) (*Allowlist, error) {
 		if !wanted(name) {
 			continue
 		}
-		if keyfiles.IsSecretFileName(name) {
+		if filecontract.IsSecretFileName(name) {
 			return nil, secretFileError(name)
 		}
 		if !strings.HasSuffix(name, keygen.PublicSuffix) {
@@ -284,11 +272,11 @@ func FromData(data map[string][]byte) (*Allowlist, error) {
 		entries = append(entries, e)
 	}
 	a := New(entries...)
-	_, a.declared = data[IndexFile]
-	if m, ok := data[ModeFile]; ok {
+	_, a.declared = data[filecontract.IndexFile]
+	if m, ok := data[filecontract.ModeFile]; ok {
 		var err error
 		if a.mode, err = modeText(m); err != nil {
-			return nil, fmt.Errorf("allowlist: %s: %w", ModeFile, err)
+			return nil, fmt.Errorf("allowlist: %s: %w", filecontract.ModeFile, err)
 		}
 	}
 	return a, nil
@@ -313,7 +301,7 @@ func secretFileError(shown string) error {
 
 // wanted reports whether a directory entry is looked at at all.
 func wanted(name string) bool {
-	return !strings.HasPrefix(name, ".") && name != IndexFile
+	return !strings.HasPrefix(name, ".") && name != filecontract.IndexFile
 }
 
 // parseEntry parses one public certificate file.
@@ -338,21 +326,18 @@ func parseEntry(name, shown string, data []byte) (Entry, error) {
 
 // identity returns the identity of the key in certificate file name.
 func identity(name string, cert *keygen.Certificate) string {
-	if id := cert.Metadata[IdentityMetadata]; id != "" {
+	if id := cert.Metadata[filecontract.MetadataIdentity]; id != "" {
 		return id
 	}
 	stem := strings.TrimSuffix(name, keygen.PublicSuffix)
 	if ns, obj, ok := strings.Cut(stem, "."); ok && dnsLabel.MatchString(ns) && isSubdomain(obj) {
-		return ns + "/" + obj
+		return filecontract.Identity(ns, obj)
 	}
-	if n := cert.Metadata["name"]; n != "" {
+	if n := cert.Metadata[filecontract.MetadataName]; n != "" {
 		return n
 	}
 	return cert.PublicKey.String()
 }
-
-// IdentityMetadata is the zcert metadata field that names a key's identity.
-const IdentityMetadata = "identity"
 
 // dnsLabel matches an RFC 1123 label, a Kubernetes namespace name.
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)

@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zap/allowlist"
-	"github.com/zmqauth/zmqauth/zap/keyfiles"
 )
 
 func newPair(t *testing.T) keygen.KeyPair {
@@ -82,7 +82,7 @@ func TestLoadDir(t *testing.T) {
 				"team-b.worker.v2.key":      publicCert(t, b, map[string]string{"name": "ignored for clients"}),
 				"raw-5f3a9c.key":            publicCert(t, c, map[string]string{"name": "trading-gateway"}),
 				"4b1e0d.key":                publicCert(t, d, nil),
-				allowlist.IndexFile:         `{"not": "read"}`,
+				filecontract.IndexFile:      `{"not": "read"}`,
 				".hidden.key":               "garbage, ignored",
 				"README":                    "not a certificate, ignored",
 				"team-a.frontend.key.orig~": "ignored",
@@ -471,7 +471,7 @@ func TestLoadDirBareSecretKey(t *testing.T) {
 // files are refused by name, whatever they hold, as keyfiles refuses them.
 func TestLoadDirSecretKeyFileNames(t *testing.T) {
 	a, s := newPair(t), seededPair(t, 2)
-	for _, name := range []string{keyfiles.SecretFile, keyfiles.PreviousSecretFile, keyfiles.NextSecretFile, "alice.key_secret"} {
+	for _, name := range []string{filecontract.SecretKeyFile, filecontract.PreviousSecretKeyFile, filecontract.NextSecretKeyFile, "alice.key_secret"} {
 		for what, content := range map[string]string{
 			"bare secret key":    s.Secret.Z85() + "\n",
 			"public certificate": publicCert(t, a, nil),

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/internal/testenv"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zap/allowlist"
@@ -161,11 +162,11 @@ func TestPyZMQAcceptsOurAllowlist(t *testing.T) {
 		}
 	}
 	write(t, allow, map[string]string{
-		"team-a.listed.key":  publicCert(t, pairs["listed"], map[string]string{"name": "listed"}),
-		"raw-9c1f2b.key":     publicCert(t, pairs["raw"], map[string]string{"name": "external gateway"}),
-		allowlist.IndexFile:  `{"entries": []}`,
-		".keep":              "",
-		"team-z.server.note": "not a certificate",
+		"team-a.listed.key":    publicCert(t, pairs["listed"], map[string]string{"name": "listed"}),
+		"raw-9c1f2b.key":       publicCert(t, pairs["raw"], map[string]string{"name": "external gateway"}),
+		filecontract.IndexFile: `{"entries": []}`,
+		".keep":                "",
+		"team-z.server.note":   "not a certificate",
 	})
 
 	var got map[string]any

@@ -1,6 +1,7 @@
 // Package keyfiles loads the CURVE keys the sidecar uses from a mounted
 // keypair directory, laid out as zmqauth's keypair Secret
-// (docs/architecture.md, "5. File contract between operator and sidecar"):
+// (docs/architecture.md, "5. File contract between operator and sidecar";
+// the names are filecontract's):
 //
 //	public.key            40-character Z85 public key
 //	secret.key            40-character Z85 secret key
@@ -24,27 +25,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
-)
-
-// File names in a keypair directory.
-const (
-	// PublicFile holds the current public key.
-	PublicFile = "public.key"
-	// SecretFile holds the current secret key.
-	SecretFile = "secret.key"
-	// PreviousSecretFile holds the previous server secret key during a
-	// rotation overlap.
-	PreviousSecretFile = "previous-secret.key"
-	// PreviousPublicFile holds the previous server public key during a
-	// rotation overlap.
-	PreviousPublicFile = "previous-public.key"
-	// NextSecretFile holds, while a rotation is staged, the server secret
-	// key the operator will switch to; the server accepts HELLOs for it
-	// before any client has it, so the switch refuses nobody.
-	NextSecretFile = "next-secret.key"
-	// NextPublicFile holds the staged next public key.
-	NextPublicFile = "next-public.key"
 )
 
 // maxKeyFileSize bounds the key files read: a key file is 40 characters, a
@@ -114,13 +96,13 @@ func ServerKeysFromData(data map[string][]byte) (ServerKeys, error) {
 // and public.key (checked against it; derived when absent). Server public
 // keys in the same directory are read with ReadPublicKey.
 func LoadClientKeys(dir string) (KeyPair, error) {
-	return loadPair(dirSource(dir), SecretFile, PublicFile)
+	return loadPair(dirSource(dir), filecontract.SecretKeyFile, filecontract.PublicKeyFile)
 }
 
 // ClientKeysFromData is LoadClientKeys for the data of a keypair Secret read
 // from the Kubernetes API. Errors name the data key.
 func ClientKeysFromData(data map[string][]byte) (KeyPair, error) {
-	return loadPair(mapSource(data), SecretFile, PublicFile)
+	return loadPair(mapSource(data), filecontract.SecretKeyFile, filecontract.PublicKeyFile)
 }
 
 // source reads the files of a keypair directory or Secret.
@@ -154,15 +136,15 @@ func (m mapSource) read(name string) ([]byte, error) {
 func (m mapSource) where(name string) string { return name }
 
 func serverKeys(src source) (ServerKeys, error) {
-	cur, err := loadPair(src, SecretFile, PublicFile)
+	cur, err := loadPair(src, filecontract.SecretKeyFile, filecontract.PublicKeyFile)
 	if err != nil {
 		return ServerKeys{}, err
 	}
 	keys := ServerKeys{Current: cur}
-	if keys.Previous, err = optionalPair(src, cur, PreviousSecretFile, PreviousPublicFile); err != nil {
+	if keys.Previous, err = optionalPair(src, cur, filecontract.PreviousSecretKeyFile, filecontract.PreviousPublicKeyFile); err != nil {
 		return ServerKeys{}, err
 	}
-	if keys.Next, err = optionalPair(src, cur, NextSecretFile, NextPublicFile); err != nil {
+	if keys.Next, err = optionalPair(src, cur, filecontract.NextSecretKeyFile, filecontract.NextPublicKeyFile); err != nil {
 		return ServerKeys{}, err
 	}
 	return keys, nil
@@ -228,7 +210,7 @@ func loadPair(src source, secretName, publicName string) (KeyPair, error) {
 // configuration: a path to a file holding one (a 40-character Z85 key file
 // such as public.key, or a zcert public certificate NAME.key), or else the
 // 40-character Z85 key itself. An existing file wins over reading arg as a
-// key. Secret key files (see IsSecretFileName, and a certificate holding a
+// key. Secret key files (see filecontract.IsSecretFileName, and a certificate holding a
 // secret-key) are refused. Errors repeat arg only when it clearly is a path
 // (see shownArg): otherwise they give its length only, since arg may be a
 // secret key pasted by mistake.
@@ -284,7 +266,7 @@ func shownArg(arg string) string {
 // readPublicKeyFile reads a public key from a key file or a zcert public
 // certificate.
 func readPublicKeyFile(path string) (keygen.PublicKey, error) {
-	if IsSecretFileName(filepath.Base(path)) {
+	if filecontract.IsSecretFileName(filepath.Base(path)) {
 		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w", path, ErrSecretFile)
 	}
 	data, err := readBounded(path)
@@ -299,21 +281,13 @@ func readPublicKeyFile(path string) (keygen.PublicKey, error) {
 // when it names a secret key file), data its content (a Z85 key file or a
 // zcert public certificate). Errors name the data key, never the content.
 func PublicKeyFromData(name string, data []byte) (keygen.PublicKey, error) {
-	if IsSecretFileName(name) {
+	if filecontract.IsSecretFileName(name) {
 		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w", name, ErrSecretFile)
 	}
 	if len(data) > maxKeyFileSize {
 		return keygen.PublicKey{}, fmt.Errorf("keyfiles: %s: %w: larger than %d bytes", name, ErrMalformed, maxKeyFileSize)
 	}
 	return publicKeyFrom(name, data)
-}
-
-// IsSecretFileName reports whether base, a file name without its directory,
-// is one that holds a secret key: SecretFile, PreviousSecretFile,
-// NextSecretFile, or a zcert secret certificate NAME.key_secret. Such a file
-// must never be read as, or put among, public keys.
-func IsSecretFileName(base string) bool {
-	return base == SecretFile || base == PreviousSecretFile || base == NextSecretFile || strings.HasSuffix(base, keygen.SecretSuffix)
 }
 
 // publicKeyFrom parses a public key file or certificate named shown.

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zap/allowlist"
 	"github.com/zmqauth/zmqauth/zap/metrics"
@@ -279,7 +280,7 @@ func TestRetiredKeys(t *testing.T) {
 		return allowlist.Entry{Key: k, Identity: "team/a", Source: "/allow/team.a.key"}
 	}
 	prev := func(k keygen.PublicKey) allowlist.Entry {
-		return allowlist.Entry{Key: k, Identity: "team/a", Source: "/allow/team.a" + allowlist.PreviousSuffix}
+		return allowlist.Entry{Key: k, Identity: "team/a", Source: "/allow/" + filecontract.PreviousClientKeyFileName("team", "a")}
 	}
 	overlap12 := allowlist.New(cur(k2), prev(k1))
 	steady2 := allowlist.New(cur(k2))

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/internal/testenv"
 	"github.com/zmqauth/zmqauth/keygen"
-	"github.com/zmqauth/zmqauth/zap/keyfiles"
 	"github.com/zmqauth/zmqauth/zmtp"
 	"github.com/zmqauth/zmqauth/zmtp/curve"
 )
@@ -78,12 +78,12 @@ func writeKeyDir(t *testing.T, dir string, kp keygen.KeyPair, previous *keygen.K
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	prev := filepath.Join(dir, keyfiles.PreviousSecretFile)
+	prev := filepath.Join(dir, filecontract.PreviousSecretKeyFile)
 	if previous != nil {
 		writeFile(t, prev, []byte(previous.Secret.Z85()+"\n"), 0o600)
 	}
-	writeFile(t, filepath.Join(dir, keyfiles.SecretFile), []byte(kp.Secret.Z85()+"\n"), 0o600)
-	writeFile(t, filepath.Join(dir, keyfiles.PublicFile), []byte(kp.Public.String()+"\n"), 0o644)
+	writeFile(t, filepath.Join(dir, filecontract.SecretKeyFile), []byte(kp.Secret.Z85()+"\n"), 0o600)
+	writeFile(t, filepath.Join(dir, filecontract.PublicKeyFile), []byte(kp.Public.String()+"\n"), 0o644)
 	if previous == nil {
 		_ = os.Remove(prev)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zap/allowlist"
 	"github.com/zmqauth/zmqauth/zap/keyfiles"
@@ -182,7 +183,7 @@ func (r *inboundRoute) reloadAllowlist() error {
 	mode := r.policy.Mode()
 	if m := list.Mode(); m != "" {
 		if mode, err = policy.ParseMode(m); err != nil {
-			return fmt.Errorf("allowlist %s: its %s file holds neither %q nor %q", r.listAt.String(), allowlist.ModeFile, policy.Enforce, policy.Audit)
+			return fmt.Errorf("allowlist %s: its %s file holds neither %q nor %q", r.listAt.String(), filecontract.ModeFile, policy.Enforce, policy.Audit)
 		}
 	}
 	r.mu.Lock()

@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
-	"github.com/zmqauth/zmqauth/zap/allowlist"
 )
 
 // allowAs writes the public certificate of kp into dir as file, with the
 // identity in its metadata, as the operator writes allowlist entries.
 func allowAs(t *testing.T, dir, file, identity string, kp keygen.KeyPair) {
 	t.Helper()
-	md := map[string]string{allowlist.IdentityMetadata: identity}
+	md := map[string]string{filecontract.MetadataIdentity: identity}
 	data, err := keygen.NewCertificate(keygen.KeyPair{Public: kp.Public}, md).MarshalPublic()
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +35,7 @@ func TestSessionOutlivesItsKeysOverlap(t *testing.T) {
 		t.Fatal(err)
 	}
 	allowAs(t, s.allowDir, "team.client.key", "team/client", newKey)
-	allowAs(t, s.allowDir, "team.client"+allowlist.PreviousSuffix, "team/client", oldKey)
+	allowAs(t, s.allowDir, filecontract.PreviousClientKeyFileName("team", "client"), "team/client", oldKey)
 	app := startApp(t, "PULL")
 	sc := startSidecar(t, s.inbound(app.addr), s.sec)
 	addr := sc.Addr("bus").String()
@@ -48,7 +48,7 @@ func TestSessionOutlivesItsKeysOverlap(t *testing.T) {
 	closed := closedAt(live)
 
 	// The overlap ends.
-	if err := os.Remove(filepath.Join(s.allowDir, "team.client"+allowlist.PreviousSuffix)); err != nil {
+	if err := os.Remove(filepath.Join(s.allowDir, filecontract.PreviousClientKeyFileName("team", "client"))); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the old key refused for new sessions", 3*time.Second, func() bool {
@@ -89,7 +89,7 @@ func TestModeFileSwitchesMode(t *testing.T) {
 	}
 	member, stranger := newKeyPair(t, s.sec), newKeyPair(t, s.sec)
 	allowAs(t, s.allowDir, "team.member.key", "team/member", member)
-	modeFile := filepath.Join(s.allowDir, allowlist.ModeFile)
+	modeFile := filepath.Join(s.allowDir, filecontract.ModeFile)
 	writeFile(t, modeFile, []byte("audit\n"), 0o644)
 	app := startApp(t, "PULL")
 	sc := startSidecar(t, s.inbound(app.addr), s.sec) // configured: enforce

@@ -14,8 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
-	"github.com/zmqauth/zmqauth/zap/allowlist"
 	"github.com/zmqauth/zmqauth/zmtp"
 )
 
@@ -245,7 +245,7 @@ func TestDeclaredEmptyAllowlistServes(t *testing.T) {
 	if err := os.MkdirAll(s.allowDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(s.allowDir, allowlist.IndexFile), []byte("[]\n"), 0o644)
+	writeFile(t, filepath.Join(s.allowDir, filecontract.IndexFile), []byte("[]\n"), 0o644)
 	client := newKeyPair(t, s.sec)
 	app := startApp(t, "PULL")
 	sc := startSidecar(t, s.inbound(app.addr), s.sec)

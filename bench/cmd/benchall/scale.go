@@ -33,6 +33,7 @@ import (
 	"github.com/zmqauth/zmqauth/controllers/allowlist"
 	"github.com/zmqauth/zmqauth/controllers/keys"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/internal/localcluster"
 	"github.com/zmqauth/zmqauth/keygen"
 )
@@ -476,7 +477,7 @@ func expectedAllowlists(n int) map[string]map[string]bool {
 	}
 	for i := range n {
 		ns, name, monitor, _ := scaleClient(i)
-		file := secretlayout.ClientKeyFile(ns, name)
+		file := filecontract.ClientKeyFileName(ns, name)
 		if monitor {
 			for _, files := range want {
 				files[file] = true
@@ -681,12 +682,12 @@ func (w *scaleWatch) allowlist(cm *corev1.ConfigMap) {
 		return
 	}
 	exact := len(cm.Data) == len(want)+2
-	if _, ok := cm.Data[secretlayout.AllowlistIndex]; !ok {
+	if _, ok := cm.Data[filecontract.IndexFile]; !ok {
 		exact = false
 	}
 	files := 0
 	for k := range cm.Data {
-		if k == secretlayout.AllowlistIndex || k == secretlayout.AllowlistMode {
+		if k == filecontract.IndexFile || k == filecontract.ModeFile {
 			continue
 		}
 		files++
@@ -818,14 +819,14 @@ func verifyScale(ctx context.Context, kube client.Client, n int) error {
 			if !ok {
 				return fmt.Errorf("unexpected managed Secret %s/%s", ns, s.Name)
 			}
-			keys[secretlayout.Identity(ns, name)] = strings.TrimSpace(string(s.Data[v1alpha1.SecretKeyPublic]))
+			keys[filecontract.Identity(ns, name)] = strings.TrimSpace(string(s.Data[filecontract.PublicKeyFile]))
 		}
 		var clients v1alpha1.CurveClientList
 		if err := kube.List(ctx, &clients, client.InNamespace(ns)); err != nil {
 			return fmt.Errorf("list CurveClients: %w", err)
 		}
 		for _, cc := range clients.Items {
-			id := secretlayout.Identity(ns, cc.Name)
+			id := filecontract.Identity(ns, cc.Name)
 			if cc.Status.KeyRevision != 1 || cc.Status.PublicKey == "" || cc.Status.PublicKey != keys[id] {
 				return fmt.Errorf("CurveClient %s: status key revision %d, public key %q, Secret's %q",
 					id, cc.Status.KeyRevision, cc.Status.PublicKey, keys[id])
@@ -839,7 +840,7 @@ func verifyScale(ctx context.Context, kube client.Client, n int) error {
 		if err := kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: secretlayout.AllowlistConfigMapName(scaleServer)}, &cm); err != nil {
 			return fmt.Errorf("get allowlist: %w", err)
 		}
-		index, err := allowlist.ParseIndex([]byte(cm.Data[secretlayout.AllowlistIndex]))
+		index, err := allowlist.ParseIndex([]byte(cm.Data[filecontract.IndexFile]))
 		if err != nil {
 			return fmt.Errorf("allowlist %s: %w", ns, err)
 		}
@@ -848,7 +849,7 @@ func verifyScale(ctx context.Context, kube client.Client, n int) error {
 		}
 		for _, e := range index {
 			cns, cname, _ := strings.Cut(e.Identity, "/")
-			if !files[e.File] || e.File != secretlayout.ClientKeyFile(cns, cname) {
+			if !files[e.File] || e.File != filecontract.ClientKeyFileName(cns, cname) {
 				return fmt.Errorf("allowlist %s: unexpected entry %s for %s", ns, e.File, e.Identity)
 			}
 			if e.Key != keys[e.Identity] {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/zmqauth/zmqauth/filecontract"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -92,7 +93,7 @@ func (b *bench) makeKeys(ctx context.Context) error {
 	b.serverKeys = filepath.Join(keys, "server")
 	b.clientKeys = filepath.Join(keys, "client")
 	b.allowlist = filepath.Join(keys, "allowlist")
-	b.serverPub = filepath.Join(b.serverKeys, "public.key")
+	b.serverPub = filepath.Join(b.serverKeys, filecontract.PublicKeyFile)
 	for _, d := range []string{b.serverKeys, b.clientKeys, b.allowlist} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("key directory: %w", err)
@@ -121,10 +122,10 @@ func (b *bench) makeKeys(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", sec, err)
 		}
-		if err := os.WriteFile(filepath.Join(id.dir, "public.key"), []byte(cert.PublicKey.String()+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(id.dir, filecontract.PublicKeyFile), []byte(cert.PublicKey.String()+"\n"), 0o644); err != nil {
 			return fmt.Errorf("writing public key: %w", err)
 		}
-		if err := os.WriteFile(filepath.Join(id.dir, "secret.key"), []byte(cert.SecretKey.Z85()+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(id.dir, filecontract.SecretKeyFile), []byte(cert.SecretKey.Z85()+"\n"), 0o600); err != nil {
 			return fmt.Errorf("writing secret key: %w", err)
 		}
 		if id.name == "client" {
