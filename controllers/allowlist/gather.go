@@ -106,14 +106,7 @@ func (r *ServerReconciler) gather(ctx context.Context, srv *v1alpha1.CurveServer
 		if !ok {
 			continue
 		}
-		identity := filecontract.Identity(cc.Namespace, cc.Name)
-		g.files[filecontract.ClientKeyFileName(cc.Namespace, cc.Name)] = fileSpec{key: key, identity: identity, grant: grant}
-		for _, extra := range clientExtraKeys(cc) {
-			if extra.key == key {
-				continue
-			}
-			g.files[extra.file] = fileSpec{key: extra.key, identity: identity, grant: grant, until: extra.until}
-		}
+		addClientFiles(g.files, cc, key, grant)
 	}
 	addRaw := func(keys []v1alpha1.NamedPublicKey, grant string) {
 		for _, k := range keys {
@@ -133,6 +126,19 @@ func (r *ServerReconciler) gather(ctx context.Context, srv *v1alpha1.CurveServer
 		addRaw(gr.Keys, ClusterGrant(gr.Name))
 	}
 	return g, nil
+}
+
+// addClientFiles adds the allowlist files of cc, admitted under grant with
+// current key key: that key's file and its previous and next keys' files.
+func addClientFiles(files map[string]fileSpec, cc *v1alpha1.CurveClient, key keygen.PublicKey, grant string) {
+	identity := filecontract.Identity(cc.Namespace, cc.Name)
+	files[filecontract.ClientKeyFileName(cc.Namespace, cc.Name)] = fileSpec{key: key, identity: identity, grant: grant}
+	for _, extra := range clientExtraKeys(cc) {
+		if extra.key == key {
+			continue
+		}
+		files[extra.file] = fileSpec{key: extra.key, identity: identity, grant: grant, until: extra.until}
+	}
 }
 
 // extraKey is a client key besides its current one: previous or next.

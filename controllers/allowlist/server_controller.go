@@ -216,11 +216,7 @@ func (r *ServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	mode := srv.Spec.Mode
-	if mode == "" {
-		mode = v1alpha1.ModeEnforce
-	}
-	c.withMode(string(mode))
+	c.withMode(string(serverMode(&srv)))
 
 	cmName := secretlayout.AllowlistConfigMapName(srv.Name)
 	cond := metav1.Condition{Type: v1alpha1.ConditionAllowlistReady, ObservedGeneration: srv.Generation}
@@ -406,4 +402,13 @@ func truncate(s string) string {
 		return s
 	}
 	return s[:max] + "…"
+}
+
+// serverMode is the mode srv's allowlist carries: spec.mode, enforce by
+// default.
+func serverMode(srv *v1alpha1.CurveServer) v1alpha1.ServerMode {
+	if srv.Spec.Mode == "" {
+		return v1alpha1.ModeEnforce
+	}
+	return srv.Spec.Mode
 }
