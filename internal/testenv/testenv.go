@@ -1,5 +1,6 @@
 // Package testenv finds the real external parts the tests run against: the
-// pyzmq/libzmq reference peer and the envtest control plane.
+// pyzmq/libzmq reference peer and the envtest control plane; and the small
+// probes several packages' tests share (WatchOpens).
 //
 // When a part is missing a test is skipped, unless ZMQAUTH_REQUIRE_DEPS=1 is
 // set (as `make test` does after installing everything), in which case the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zmqauth/zmqauth/filecontract"
+	"github.com/zmqauth/zmqauth/internal/testenv"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -146,7 +147,7 @@ func TestBrokenAllowlistReportedOnce(t *testing.T) {
 	// Each load of the allowlist opens broken.key (and fails there), one
 	// load after the other: Open's, the watch's first, then one at each of
 	// the watch's checks, which retry a failed load.
-	loads := watchOpens(t, broken)
+	loads := testenv.WatchOpens(t, broken)
 	app := startApp(t, "PULL")
 	sc := startSidecar(t, s.inbound(app.addr), s.sec)
 	errors := func() float64 {
@@ -154,7 +155,7 @@ func TestBrokenAllowlistReportedOnce(t *testing.T) {
 	}
 	// When the fifth load begins, the four before it (two of them retries
 	// at the watch's checks) have failed and been dealt with.
-	waitFor(t, "five loads of the broken allowlist", 10*time.Duration(fastReload), func() bool { return loads.count() >= 5 })
+	waitFor(t, "five loads of the broken allowlist", 10*time.Duration(fastReload), func() bool { return loads.Count() >= 5 })
 	if n := strings.Count(sc.logs.String(), "allowlist not loaded"); n != 1 || errors() != 1 {
 		t.Fatalf("a lasting failure logged %d times and counted %v times, want once each", n, errors())
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zmqauth/zmqauth/filecontract"
+	"github.com/zmqauth/zmqauth/internal/testenv"
 	"github.com/zmqauth/zmqauth/keygen"
 	"github.com/zmqauth/zmqauth/zmtp"
 )
@@ -300,12 +301,12 @@ func TestBadUpdateKeepsLastGood(t *testing.T) {
 	// other (the event's, then a retry at each of the watch's checks): when
 	// the third open after the removal begins, the second, which listed the
 	// directory after the removal, has failed and been dealt with.
-	loads := watchOpens(t, filepath.Join(s.allowDir, "corrupt.key"))
+	loads := testenv.WatchOpens(t, filepath.Join(s.allowDir, "corrupt.key"))
 	if err := os.Remove(filepath.Join(s.allowDir, "team.alice.key")); err != nil {
 		t.Fatal(err)
 	}
-	since := loads.count()
-	waitFor(t, "two loads after the removal", 10*time.Duration(fastReload), func() bool { return loads.count() >= since+3 })
+	since := loads.Count()
+	waitFor(t, "two loads after the removal", 10*time.Duration(fastReload), func() bool { return loads.Count() >= since+3 })
 	if err := sc.Ready(); err != nil {
 		t.Errorf("a bad update made the sidecar unready: %v", err)
 	}

@@ -263,7 +263,7 @@ func TestDirPeriodicCheck(t *testing.T) {
 		if err := os.Mkdir(probe, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		checks := watchOpens(t, probe)
+		checks := testenv.WatchOpens(t, probe)
 		r := newReloader(filepath.Join(dir, "allow.key"))
 		r.fail.Store(true)
 		errc := make(chan error, 100)
@@ -279,10 +279,10 @@ func TestDirPeriodicCheck(t *testing.T) {
 		}
 		r.fail.Store(false)
 		waitFor(t, "the failed reload retried with nothing changed, and succeeding", 3*within, func() bool { return r.ok.Load() > 0 })
-		n, c := r.calls.Load(), checks.count()
+		n, c := r.calls.Load(), checks.Count()
 		// Checks run one after the other: when the third after the success
 		// begins, two have run to their end.
-		waitFor(t, "three periodic checks after the success", 3*within, func() bool { return checks.count() >= c+3 })
+		waitFor(t, "three periodic checks after the success", 3*within, func() bool { return checks.Count() >= c+3 })
 		if m := r.calls.Load(); m != n {
 			t.Errorf("%d reloads in the checks after a success with nothing changed; the periodic check should be quiet", m-n)
 		}

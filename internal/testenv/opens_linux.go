@@ -1,4 +1,6 @@
-package sidecar
+//go:build linux
+
+package testenv
 
 import (
 	"os"
@@ -8,13 +10,14 @@ import (
 	"unsafe"
 )
 
-// opens counts how often path (a file or a directory) is opened, by
+// Opens counts how often a path (a file or a directory) is opened, by
 // anyone, from inotify's IN_OPEN events: the positive signal that code which
 // reads it ran, when what it did with what it read leaves no other trace.
-type opens struct{ n atomic.Int64 }
+type Opens struct{ n atomic.Int64 }
 
-// watchOpens starts counting the opens of path until the test ends.
-func watchOpens(t *testing.T, path string) *opens {
+// WatchOpens starts counting the opens of path until the test ends. It
+// skips the test where there is no inotify (see opens_other.go).
+func WatchOpens(t testing.TB, path string) *Opens {
 	t.Helper()
 	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC | syscall.IN_NONBLOCK)
 	if err != nil {
@@ -25,7 +28,7 @@ func watchOpens(t *testing.T, path string) *opens {
 		t.Fatalf("inotify watch %s: %v", path, err)
 	}
 	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: Close ends a Read
-	o := &opens{}
+	o := &Opens{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -48,5 +51,5 @@ func watchOpens(t *testing.T, path string) *opens {
 	return o
 }
 
-// count returns the opens seen so far.
-func (o *opens) count() int64 { return o.n.Load() }
+// Count returns the opens seen so far.
+func (o *Opens) Count() int64 { return o.n.Load() }
