@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -100,19 +99,9 @@ type timedLine struct {
 // current instance, or the previous one when previous is set).
 func timedLogs(t *testing.T, ns, pod, container string, previous bool) []timedLine {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	rc, err := env.Clientset.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, Timestamps: true, Previous: previous}).Stream(ctx)
-	if err != nil {
-		t.Fatalf("logs of %s/%s %s: %v", ns, pod, container, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("logs of %s/%s %s: %v", ns, pod, container, err)
-	}
+	data := podLog(t, ns, pod, corev1.PodLogOptions{Container: container, Timestamps: true, Previous: previous})
 	var out []timedLine
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	sc := bufio.NewScanner(strings.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		ts, text, ok := strings.Cut(sc.Text(), " ")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -306,16 +305,17 @@ func jobEnded(t *testing.T, ns, job string, timeout time.Duration) (corev1.Pod, 
 // kubelet), as `kubectl logs` does.
 func logs(t *testing.T, ns, pod, container string) string {
 	t.Helper()
+	return podLog(t, ns, pod, corev1.PodLogOptions{Container: container})
+}
+
+// podLog returns what the API server gives for a pod's log with opts.
+func podLog(t *testing.T, ns, pod string, opts corev1.PodLogOptions) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rc, err := env.Clientset.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container}).Stream(ctx)
+	data, err := env.Clientset.CoreV1().Pods(ns).GetLogs(pod, &opts).DoRaw(ctx)
 	if err != nil {
-		t.Fatalf("logs of %s/%s %s: %v", ns, pod, container, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("logs of %s/%s %s: %v", ns, pod, container, err)
+		t.Fatalf("logs of %s/%s %s: %v", ns, pod, opts.Container, err)
 	}
 	return string(data)
 }
