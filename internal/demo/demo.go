@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/zmqauth/zmqauth/internal/steps"
 )
 
 // Config says where everything is.
@@ -58,26 +60,9 @@ type Result struct {
 type env struct {
 	*Rig
 	cfg   Config
-	step  int
+	out   *steps.Printer
 	ports ports
 	start time.Time
-}
-
-func (e *env) say(format string, args ...any) {
-	fmt.Fprintf(e.cfg.Out, "       "+format+"\n", args...)
-}
-
-// do runs one numbered step and prints its outcome with the time it took.
-func (e *env) do(title string, fn func() error) error {
-	e.step++
-	fmt.Fprintf(e.cfg.Out, "[%2d] %s\n", e.step, title)
-	began := time.Now()
-	if err := fn(); err != nil {
-		fmt.Fprintf(e.cfg.Out, "     FAILED after %s: %v\n", time.Since(began).Round(time.Millisecond), err)
-		return fmt.Errorf("step %d (%s): %w", e.step, title, err)
-	}
-	fmt.Fprintf(e.cfg.Out, "     ok (%s)\n", time.Since(began).Round(time.Millisecond))
-	return nil
 }
 
 // Run runs the whole demo and stops everything it started before returning.
@@ -88,10 +73,10 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if cfg.Requests == 0 {
 		cfg.Requests = 300
 	}
-	e := &env{cfg: cfg, start: time.Now()}
+	e := &env{cfg: cfg, out: &steps.Printer{Out: cfg.Out}, start: time.Now()}
 	res = &Result{}
 
-	if err := e.do("local control plane (kube-apiserver + etcd)", func() error {
+	if err := e.out.Do("local control plane (kube-apiserver + etcd)", func() error {
 		rig, err := StartRig(ctx, RigConfig{
 			Root: cfg.Root, Binary: cfg.Binary, Python: cfg.Python, WorkDir: cfg.WorkDir, Kubeconfig: cfg.Kubeconfig,
 		})
@@ -100,9 +85,9 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		}
 		e.Rig = rig
 		if cfg.Kubeconfig != "" {
-			e.say("reusing the running control plane at %s", cfg.Kubeconfig)
+			e.out.Say("reusing the running control plane at %s", cfg.Kubeconfig)
 		} else {
-			e.say("kubeconfig: %s", rig.Kubeconfig)
+			e.out.Say("kubeconfig: %s", rig.Kubeconfig)
 		}
 		return nil
 	}); err != nil {
@@ -114,7 +99,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		}
 	}()
 
-	steps := []struct {
+	plan := []struct {
 		title string
 		fn    func(context.Context, *Result) error
 	}{
@@ -127,8 +112,8 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		{"unknown client refused", e.unknownClient},
 		{"rotation of both keys under traffic", e.rotation},
 	}
-	for _, s := range steps {
-		if err := e.do(s.title, func() error { return s.fn(ctx, res) }); err != nil {
+	for _, s := range plan {
+		if err := e.out.Do(s.title, func() error { return s.fn(ctx, res) }); err != nil {
 			return res, err
 		}
 	}

@@ -32,7 +32,7 @@ func (e *env) key(name string) client.ObjectKey {
 func (e *env) startManager(ctx context.Context, _ *Result) error {
 	proc, err := e.StartManager(ctx, ManagerOptions{})
 	if proc != nil {
-		e.say("log: %s", proc.Log)
+		e.out.Say("log: %s", proc.Log)
 	}
 	return err
 }
@@ -45,7 +45,7 @@ func (e *env) applySamples(ctx context.Context, _ *Result) error {
 	}
 	out, err := e.Kubectl(ctx, "apply", "-n", e.cfg.Namespace, "-k", filepath.Join(e.cfg.Root, "config", "samples"))
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		e.say("%s", line)
+		e.out.Say("%s", line)
 	}
 	return err
 }
@@ -76,10 +76,10 @@ func (e *env) waitKeys(ctx context.Context, res *Result) error {
 			files = append(files, f)
 		}
 		slices.Sort(files)
-		e.say("Secret %s (type %s): %s", name, s.Type, strings.Join(files, ", "))
+		e.out.Say("Secret %s (type %s): %s", name, s.Type, strings.Join(files, ", "))
 	}
-	e.say("curveserver/%s public key %s", serverName, res.ServerPublicKey)
-	e.say("curveclient/%s  public key %s", clientName, res.ClientPublicKey)
+	e.out.Say("curveserver/%s public key %s", serverName, res.ServerPublicKey)
+	e.out.Say("curveclient/%s  public key %s", clientName, res.ClientPublicKey)
 	return nil
 }
 
@@ -108,7 +108,7 @@ func (e *env) waitAllowlist(ctx context.Context, res *Result) error {
 		files = append(files, f)
 	}
 	slices.Sort(files)
-	e.say("ConfigMap %s-allowlist: %s", serverName, strings.Join(files, ", "))
+	e.out.Say("ConfigMap %s-allowlist: %s", serverName, strings.Join(files, ", "))
 	return nil
 }
 
@@ -142,9 +142,9 @@ func (e *env) startSidecars(ctx context.Context, _ *Result) error {
 		return err
 	}
 	e.ports = ports{app: in.App, inbound: in.Addr, outbound: out.Addr, inAdmin: in.Admin, outAdmin: out.Admin}
-	e.say("server app (pyzmq REP, no CURVE code) on %s", in.App)
-	e.say("inbound sidecar  %s (CURVE) -> %s (NULL), logs %s", in.Addr, in.App, in.Sidecar.Log)
-	e.say("outbound sidecar %s (NULL) -> %s (CURVE), logs %s", out.Addr, in.Addr, out.Sidecar.Log)
+	e.out.Say("server app (pyzmq REP, no CURVE code) on %s", in.App)
+	e.out.Say("inbound sidecar  %s (CURVE) -> %s (NULL), logs %s", in.Addr, in.App, in.Sidecar.Log)
+	e.out.Say("outbound sidecar %s (NULL) -> %s (CURVE), logs %s", out.Addr, in.Addr, out.Sidecar.Log)
 	return nil
 }
 
@@ -158,8 +158,8 @@ func (e *env) authorizedClient(ctx context.Context, res *Result) error {
 		return err
 	}
 	res.UserIDs = sum.UserIDs
-	e.say("pyzmq REQ client (no CURVE code) -> outbound sidecar: %d sent, %d answered", sum.Sent, sum.Received)
-	e.say("the server application read User-Id %q on every request", strings.Join(sum.UserIDs, ","))
+	e.out.Say("pyzmq REQ client (no CURVE code) -> outbound sidecar: %d sent, %d answered", sum.Sent, sum.Received)
+	e.out.Say("the server application read User-Id %q on every request", strings.Join(sum.UserIDs, ","))
 	want := e.cfg.Namespace + "/" + clientName
 	if sum.Received != sum.Sent || len(sum.UserIDs) != 1 || sum.UserIDs[0] != want {
 		return fmt.Errorf("want every request answered with User-Id %q, got %+v", want, sum)
@@ -173,7 +173,7 @@ func (e *env) unknownClient(ctx context.Context, res *Result) error {
 		return err
 	}
 	res.UnknownClient, res.UnknownClientServed = probe.Result, probe.Served
-	e.say("a pyzmq CURVE client with a fresh key, straight to the inbound sidecar: %s (libzmq monitor), served: %v", probe.Result, probe.Served)
+	e.out.Say("a pyzmq CURVE client with a fresh key, straight to the inbound sidecar: %s (libzmq monitor), served: %v", probe.Result, probe.Served)
 	if probe.Result != "refused" || probe.Served {
 		return fmt.Errorf("the unknown client was not refused: %+v", probe)
 	}
@@ -190,14 +190,14 @@ func (e *env) rotation(ctx context.Context, res *Result) error {
 		sum, err := e.runClient(ctx, "--count", fmt.Sprint(e.cfg.Requests), "--interval-ms", "20", "--reconnect-every", "20")
 		done <- outcome{sum, err}
 	}()
-	e.say("client sends %d requests, a new connection every 20, while both keys rotate", e.cfg.Requests)
+	e.out.Say("client sends %d requests, a new connection every 20, while both keys rotate", e.cfg.Requests)
 	time.Sleep(time.Second)
 	for _, target := range []struct{ kind, name string }{{"curveserver", serverName}, {"curveclient", clientName}} {
 		out, err := e.Rotate(ctx, e.cfg.Namespace, target.kind+"/"+target.name)
 		if err != nil {
 			return err
 		}
-		e.say("%s", strings.TrimSpace(out))
+		e.out.Say("%s", strings.TrimSpace(out))
 	}
 	var srv zmqauthv1.CurveServer
 	var cli zmqauthv1.CurveClient
@@ -213,9 +213,9 @@ func (e *env) rotation(ctx context.Context, res *Result) error {
 		return err
 	}
 	res.ServerRevision, res.ClientRevision = srv.Status.KeyRevision, cli.Status.KeyRevision
-	e.say("curveserver key revision %d, new public key %s (previous %s kept for the overlap)",
+	e.out.Say("curveserver key revision %d, new public key %s (previous %s kept for the overlap)",
 		srv.Status.KeyRevision, srv.Status.PublicKey, srv.Status.PreviousPublicKey)
-	e.say("curveclient key revision %d, new public key %s", cli.Status.KeyRevision, cli.Status.PublicKey)
+	e.out.Say("curveclient key revision %d, new public key %s", cli.Status.KeyRevision, cli.Status.PublicKey)
 	var o outcome
 	select {
 	case o = <-done:
@@ -226,7 +226,7 @@ func (e *env) rotation(ctx context.Context, res *Result) error {
 		return o.err
 	}
 	res.Sent, res.Received = o.sum.Sent, o.sum.Received
-	e.say("across the rotation: %d requests sent, %d answered, %d lost", o.sum.Sent, o.sum.Received, o.sum.Lost)
+	e.out.Say("across the rotation: %d requests sent, %d answered, %d lost", o.sum.Sent, o.sum.Received, o.sum.Lost)
 	if o.sum.Sent != o.sum.Received || o.sum.Sent != e.cfg.Requests {
 		return fmt.Errorf("messages were lost across the rotation: %+v", o.sum)
 	}

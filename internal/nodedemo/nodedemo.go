@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/zmqauth/zmqauth/internal/nodeenv"
+	"github.com/zmqauth/zmqauth/internal/steps"
 )
 
 // The example's names (examples/kubernetes).
@@ -117,32 +118,8 @@ type cluster struct {
 type run struct {
 	cfg    Config
 	c      cluster
-	step   int
+	out    *steps.Printer
 	binary string
-}
-
-func (r *run) say(format string, args ...any) {
-	fmt.Fprintf(r.cfg.Out, "       "+format+"\n", args...)
-}
-
-// sayLines prints text indented, one line at a time.
-func (r *run) sayLines(text string) {
-	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		r.say("%s", line)
-	}
-}
-
-// do runs one numbered step and prints its outcome with the time it took.
-func (r *run) do(title string, fn func() error) error {
-	r.step++
-	fmt.Fprintf(r.cfg.Out, "[%2d] %s\n", r.step, title)
-	began := time.Now()
-	if err := fn(); err != nil {
-		fmt.Fprintf(r.cfg.Out, "     FAILED after %s: %v\n", time.Since(began).Round(time.Millisecond), err)
-		return fmt.Errorf("step %d (%s): %w", r.step, title, err)
-	}
-	fmt.Fprintf(r.cfg.Out, "     ok (%s)\n", time.Since(began).Round(time.Millisecond))
-	return nil
 }
 
 // Run runs the demo. With neither Config.Env nor Config.Kubeconfig it
@@ -153,23 +130,23 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
 	}
-	r := &run{cfg: cfg, binary: cfg.Binary}
+	r := &run{cfg: cfg, out: &steps.Printer{Out: cfg.Out}, binary: cfg.Binary}
 	res = &Result{Pods: map[string]string{}}
 	switch {
 	case cfg.Env != nil:
 		r.c = cluster{kubectl: cfg.Env.Node.Kubectl, kubeconfig: cfg.Env.Kubeconfig, config: cfg.Env.Config, clientset: cfg.Env.Clientset}
 	case cfg.Kubeconfig != "":
-		if err := r.do("reusing the one-node cluster of `make dev-up`", func() error {
+		if err := r.out.Do("reusing the one-node cluster of `make dev-up`", func() error {
 			c, err := connect(filepath.Join(cfg.Root, "bin", "k8s", "kubectl"), cfg.Kubeconfig)
 			r.c = c
-			r.say("KUBECONFIG=%s", cfg.Kubeconfig)
+			r.out.Say("KUBECONFIG=%s", cfg.Kubeconfig)
 			return err
 		}); err != nil {
 			return res, err
 		}
 	default:
 		var env *nodeenv.Env
-		if err := r.do("one-node cluster: images built and imported, node started, zmqauth installed (kubectl apply -k config/default)", func() error {
+		if err := r.out.Do("one-node cluster: images built and imported, node started, zmqauth installed (kubectl apply -k config/default)", func() error {
 			var err error
 			env, err = nodeenv.Start(ctx, nodeenv.Options{Root: cfg.Root, WorkDir: cfg.WorkDir, Log: &indented{w: cfg.Out}})
 			if err != nil {
@@ -187,7 +164,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 					fmt.Fprintf(cfg.Out, "the node's logs are in %s\n", logs)
 				}
 			}
-			stopErr := r.do("node torn down (processes, mounts, network namespaces, cgroups, iptables, the bridge)", func() error {
+			stopErr := r.out.Do("node torn down (processes, mounts, network namespaces, cgroups, iptables, the bridge)", func() error {
 				return env.Stop(context.WithoutCancel(ctx))
 			})
 			err = errors.Join(err, stopErr)
@@ -198,7 +175,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		}()
 	}
 
-	steps := []struct {
+	plan := []struct {
 		title string
 		fn    func(context.Context, *Result) error
 	}{
@@ -209,8 +186,8 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		{"a client from another namespace, not granted, gets no reply", r.ungranted},
 		{"rotation of both keys under traffic (zmqauth rotate)", r.rotation},
 	}
-	for _, s := range steps {
-		if err := r.do(s.title, func() error { return s.fn(ctx, res) }); err != nil {
+	for _, s := range plan {
+		if err := r.out.Do(s.title, func() error { return s.fn(ctx, res) }); err != nil {
 			return res, err
 		}
 	}

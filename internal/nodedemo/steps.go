@@ -44,7 +44,7 @@ func (r *run) apply(ctx context.Context, _ *Result) error {
 		if _, err := nss.Get(ctx, ns, metav1.GetOptions{}); err != nil {
 			continue
 		}
-		r.say("deleting namespace %s, left by an earlier run", ns)
+		r.out.Say("deleting namespace %s, left by an earlier run", ns)
 		if err := nss.Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("delete namespace %s: %w", ns, err)
 		}
@@ -56,7 +56,7 @@ func (r *run) apply(ctx context.Context, _ *Result) error {
 		}
 	}
 	out, err := r.kubectl(ctx, "apply", "-f", filepath.Join(r.cfg.Root, "examples", "kubernetes"))
-	r.sayLines(out)
+	r.out.SayLines(out)
 	if err != nil {
 		return fmt.Errorf("kubectl apply: %w", err)
 	}
@@ -122,7 +122,7 @@ func (r *run) podsReady(ctx context.Context, res *Result) error {
 		res.SidecarsNative = res.SidecarsNative && nativeSidecarReady(&pod)
 	}
 	out, err := r.kubectl(ctx, "get", "pods", "-n", Namespace)
-	r.sayLines("$ kubectl -n " + Namespace + " get pods\n" + out)
+	r.out.SayLines("$ kubectl -n " + Namespace + " get pods\n" + out)
 	if err != nil {
 		return fmt.Errorf("kubectl get pods: %w", err)
 	}
@@ -133,7 +133,7 @@ func (r *run) podsReady(ctx context.Context, res *Result) error {
 		return fmt.Errorf("a pod lacks the sidecar as a started, ready native sidecar (init container %s with restartPolicy Always)", injector.ContainerName)
 	}
 	out, err = r.kubectl(ctx, "get", "curveservers,curveclients", "-n", Namespace)
-	r.sayLines("$ kubectl -n " + Namespace + " get curveservers,curveclients\n" + out)
+	r.out.SayLines("$ kubectl -n " + Namespace + " get curveservers,curveclients\n" + out)
 	if err != nil {
 		return fmt.Errorf("kubectl get curveservers,curveclients: %w", err)
 	}
@@ -214,8 +214,8 @@ func (r *run) userID(ctx context.Context, res *Result) error {
 	}); err != nil {
 		return err
 	}
-	r.say("$ kubectl -n %s logs deploy/%s -c app | tail -1", Namespace, ServerName)
-	r.say("%s", line)
+	r.out.Say("$ kubectl -n %s logs deploy/%s -c app | tail -1", Namespace, ServerName)
+	r.out.Say("%s", line)
 	want := Namespace + "/" + ClientName
 	if res.UserID != want {
 		return fmt.Errorf("the server read User-Id %q, want %q (the CurveClient's namespace/name)", res.UserID, want)
@@ -226,8 +226,8 @@ func (r *run) userID(ctx context.Context, res *Result) error {
 	}
 	if log, err := r.podLog(ctx, client.Name, "app", 5); err == nil {
 		if s, ok := lastSummary(log, false); ok {
-			r.say("$ kubectl -n %s logs deploy/%s -c app | tail -1", Namespace, ClientName)
-			r.say("%s", s.line)
+			r.out.Say("$ kubectl -n %s logs deploy/%s -c app | tail -1", Namespace, ClientName)
+			r.out.Say("%s", s.line)
 		}
 	}
 	return nil
@@ -235,8 +235,8 @@ func (r *run) userID(ctx context.Context, res *Result) error {
 
 func (r *run) refusal(ctx context.Context, res *Result) error {
 	out, err := r.kubectl(ctx, "apply", "-f", filepath.Join(r.cfg.Root, "examples", "kubernetes", "refused"))
-	r.say("$ kubectl apply -f examples/kubernetes/refused/")
-	r.sayLines(out)
+	r.out.Say("$ kubectl apply -f examples/kubernetes/refused/")
+	r.out.SayLines(out)
 	if err == nil {
 		return fmt.Errorf("kubectl applied a pod naming the unknown CurveServer %s", UnknownServer)
 	}
@@ -254,8 +254,8 @@ func (r *run) refusal(ctx context.Context, res *Result) error {
 
 func (r *run) ungranted(ctx context.Context, res *Result) error {
 	out, err := r.kubectl(ctx, "apply", "-f", filepath.Join(r.cfg.Root, "examples", "kubernetes", "ungranted"))
-	r.say("$ kubectl apply -f examples/kubernetes/ungranted/")
-	r.sayLines(out)
+	r.out.Say("$ kubectl apply -f examples/kubernetes/ungranted/")
+	r.out.SayLines(out)
 	if err != nil {
 		return fmt.Errorf("kubectl apply: %w", err)
 	}
@@ -282,9 +282,9 @@ func (r *run) ungranted(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	r.say("$ kubectl -n %s logs job/%s -c app | tail -2", OutsideNamespace, Outsider)
+	r.out.Say("$ kubectl -n %s logs job/%s -c app | tail -2", OutsideNamespace, Outsider)
 	lines := strings.Split(strings.TrimSpace(log), "\n")
-	r.sayLines(strings.Join(lines[max(0, len(lines)-2):], "\n"))
+	r.out.SayLines(strings.Join(lines[max(0, len(lines)-2):], "\n"))
 	s, ok := lastSummary(log, false)
 	if !ok {
 		return fmt.Errorf("no summary line in the outsider's log:\n%s", log)
@@ -296,8 +296,8 @@ func (r *run) ungranted(ctx context.Context, res *Result) error {
 		return fmt.Errorf("kubectl get curveclient %s: %w: %s", Outsider, err, reason)
 	}
 	res.OutsiderReason, _, _ = strings.Cut(reason, ":")
-	r.say("curveclient/%s Authorized: %s", Outsider, reason)
-	r.say("zmqauth gives a client it does not admit no key for the server: its sidecar closes the application's connection")
+	r.out.Say("curveclient/%s Authorized: %s", Outsider, reason)
+	r.out.Say("zmqauth gives a client it does not admit no key for the server: its sidecar closes the application's connection")
 	switch {
 	case res.OutsiderReceived != 0:
 		return fmt.Errorf("the ungranted client got %d replies", res.OutsiderReceived)
@@ -390,12 +390,12 @@ func (r *run) rotation(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	r.say("before: %s", before.line)
+	r.out.Say("before: %s", before.line)
 
 	// Both rotations at once, as an operator rotating a pair would; each
 	// waits for its switch, which follows the manager's
 	// --rotation-propagation-delay.
-	r.say("$ zmqauth rotate curveserver/%s -n %s --wait 2m  &  zmqauth rotate curveclient/%s -n %s --wait 2m", ServerName, Namespace, ClientName, Namespace)
+	r.out.Say("$ zmqauth rotate curveserver/%s -n %s --wait 2m  &  zmqauth rotate curveclient/%s -n %s --wait 2m", ServerName, Namespace, ClientName, Namespace)
 	targets := []string{"curveserver/" + ServerName, "curveclient/" + ClientName}
 	outs := make([]string, len(targets))
 	errs := make([]error, len(targets))
@@ -409,7 +409,7 @@ func (r *run) rotation(ctx context.Context, res *Result) error {
 	}
 	wg.Wait()
 	for i := range targets {
-		r.sayLines(outs[i])
+		r.out.SayLines(outs[i])
 		if errs[i] != nil {
 			return fmt.Errorf("zmqauth rotate %s: %w", targets[i], errs[i])
 		}
@@ -452,9 +452,9 @@ func (r *run) rotation(ctx context.Context, res *Result) error {
 		}); err != nil {
 			return err
 		}
-		r.say("%s sidecar: %s", w.pod, strings.TrimSpace(line))
+		r.out.Say("%s sidecar: %s", w.pod, strings.TrimSpace(line))
 	}
-	r.say("both sidecars hold the new keys %s after the switch (the kubelet's sync of the mounted Secrets)", time.Since(switched).Round(100*time.Millisecond))
+	r.out.Say("both sidecars hold the new keys %s after the switch (the kubelet's sync of the mounted Secrets)", time.Since(switched).Round(100*time.Millisecond))
 	res.NewKeysInForce = true
 
 	// New connections from now on make CURVE sessions with the new keys on
@@ -469,10 +469,10 @@ func (r *run) rotation(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	r.say("after:  %s", after.line)
+	r.out.Say("after:  %s", after.line)
 	res.Sent, res.Received, res.Lost = after.Sent-before.Sent, after.Received-before.Received, after.Lost-before.Lost
 	res.Connections = after.Connections - before.Connections
-	r.say("across the rotation: %d requests sent, %d answered, %d lost, over %d new connections", res.Sent, res.Received, res.Lost, res.Connections)
+	r.out.Say("across the rotation: %d requests sent, %d answered, %d lost, over %d new connections", res.Sent, res.Received, res.Lost, res.Connections)
 	if res.Lost != 0 || res.Sent != res.Received || res.Sent == 0 {
 		return fmt.Errorf("requests were lost across the rotation: sent %d, received %d, lost %d", res.Sent, res.Received, res.Lost)
 	}
