@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -22,6 +21,7 @@ import (
 	"github.com/zmqauth/zmqauth/controllers/keys/keystest"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
 	"github.com/zmqauth/zmqauth/filecontract"
+	"github.com/zmqauth/zmqauth/internal/testenv"
 	"github.com/zmqauth/zmqauth/keygen"
 )
 
@@ -274,36 +274,9 @@ func waitReconciled(t *testing.T, env *keystest.Env, mgr *keystest.Manager, obj 
 			return false, nil
 		}
 		labels := map[string]string{"kind": kind.Name, "namespace": obj.GetNamespace(), "name": obj.GetName()}
-		v, err := gauge(mgr.Registry, "zmqauth_key_next_rotation_timestamp_seconds", labels)
+		v, _, err := testenv.MetricValue(mgr.Registry, "zmqauth_key_next_rotation_timestamp_seconds", labels)
 		return err == nil && v == float64(next.Unix()), err
 	})
-}
-
-// gauge returns the value of the gauge name with exactly labels (0 when
-// there is no such series).
-func gauge(reg *prometheus.Registry, name string, labels map[string]string) (float64, error) {
-	families, err := reg.Gather()
-	if err != nil {
-		return 0, err
-	}
-	for _, mf := range families {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, lp := range m.GetLabel() {
-				if labels[lp.GetName()] != lp.GetValue() {
-					continue series
-				}
-			}
-			return m.GetGauge().GetValue(), nil
-		}
-	}
-	return 0, nil
 }
 
 func testConflict(t *testing.T, env *keystest.Env) {

@@ -24,6 +24,7 @@ import (
 	"github.com/zmqauth/zmqauth/controllers/rotation"
 	"github.com/zmqauth/zmqauth/controllers/secretlayout"
 	"github.com/zmqauth/zmqauth/filecontract"
+	"github.com/zmqauth/zmqauth/internal/testenv"
 )
 
 const timeout = 30 * time.Second
@@ -455,31 +456,11 @@ func testScheduled(t *testing.T, env *keystest.Env) {
 // metric returns the value of the series of name with exactly labels.
 func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
-	families, err := reg.Gather()
+	v, ok, err := testenv.MetricValue(reg, name, labels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range families {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, lp := range m.GetLabel() {
-				if labels[lp.GetName()] != lp.GetValue() {
-					continue series
-				}
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue(), true
-			}
-			return m.Gauge.GetValue(), true
-		}
-	}
-	return 0, false
+	return v, ok
 }
 
 func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
